@@ -1,0 +1,73 @@
+"""The ``c3t-edge`` command line (also ``python -m c3t_edge``).
+
+Each subcommand lives in its own module under :mod:`c3t_edge.commands` with two functions:
+``add_arguments(parser)`` and ``run(args) -> int``. Command modules import their heavy
+dependencies (torch, onnxruntime) inside ``run`` so that ``c3t-edge --help`` and the runtime
+commands stay light. Errors derived from :class:`~c3t_edge.errors.C3TEdgeError` become one line on
+stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from c3t_edge import __version__
+from c3t_edge.errors import C3TEdgeError
+
+#: Subcommand name -> one-line help. The module is ``c3t_edge.commands.<name>``.
+COMMANDS: dict[str, str] = {
+    "train": "train one method on camera(+IMU) data into a run directory",
+    "evaluate": "compare methods over seeds on subjects never seen in training",
+    "export": "export a run's IMU recogniser as a model bundle (ONNX, INT8, TFLite, metadata)",
+    "info": "describe a model bundle",
+    "stream": "recognise actions live from an IMU on a serial or BLE port",
+    "record": "record what a port sends into a crash-safe file",
+    "replay": "feed a recording through the streaming pipeline",
+    "decode": "decode protocol frames into samples (protocol debugging)",
+    "calibrate": "estimate a sensor calibration profile",
+    "demo": "the whole story on the embedded defaults, no hardware",
+}
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a wrong flag as one line (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="c3t-edge",
+        description="IMU-only action recognition transferred from a camera (C3T), for the edge.",
+    )
+    parser.add_argument("--version", action="version", version=f"c3t-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"c3t_edge.commands.{name}")
+        cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except C3TEdgeError as exc:
+        print(f"c3t-edge {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
