@@ -1,0 +1,278 @@
+"""BLE transport: ``ble://NAME-or-ADDRESS``, the device's notifications joined into one byte stream.
+
+Through bleak (any of its platform backends, or a custom one passed as ``client_backend`` /
+``scanner_backend``, e.g. :mod:`c3t_edge.transports.bumble_backend`):
+
+1. scan for the device by advertised name, or by address (``AA:BB:CC:DD:EE:FF``; a UUID on macOS);
+2. connect, let the platform negotiate the largest ATT MTU the link allows (BlueZ: acquired
+   explicitly), and look up the notify characteristic (Nordic UART Service TX by default);
+3. subscribe; every notification becomes one :class:`~c3t_edge.transports.base.Chunk`, in order;
+4. on an unsolicited disconnect: report it, then rescan, reconnect and re-subscribe with
+   exponential back-off; the first chunk afterwards carries the :class:`~c3t_edge.transports.base.Gap`.
+
+Host commands are written to the write characteristic (NUS RX by default) in pieces that fit
+the negotiated MTU. The PORT string may override the UUIDs:
+``ble://IMU-42?service=UUID&notify=UUID&write=UUID`` (``write=`` empty: receive only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from c3t_edge.errors import TransportError
+from c3t_edge.transports.base import EventCallback, Gap, ReconnectPolicy, Transport, host_time
+from c3t_edge.transports.serial import one_line
+
+NUS_SERVICE_UUID = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
+#: Device -> host (notify).
+NUS_TX_UUID = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
+#: Host -> device (write / write without response).
+NUS_RX_UUID = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
+
+#: A Bluetooth address (AA:BB:CC:DD:EE:FF or with dashes), or the UUID macOS uses instead.
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
+_APPLE_UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+
+
+@dataclass(frozen=True)
+class BleOptions:
+    """BLE settings. ``client_backend``/``scanner_backend``: bleak backend classes to use instead
+    of the platform's; ``bleak_kwargs``: extra keyword arguments for ``BleakScanner`` and
+    ``BleakClient`` (e.g. ``{"bluez": {"adapter": "hci1"}}``)."""
+
+    service_uuid: str = NUS_SERVICE_UUID
+    notify_uuid: str = NUS_TX_UUID
+    write_uuid: str | None = NUS_RX_UUID
+    scan_timeout_s: float = 10.0
+    connect_timeout_s: float = 20.0
+    client_backend: type | None = None
+    scanner_backend: type | None = None
+    bleak_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_ble_port(port: str, options: BleOptions | None = None) -> tuple[str, BleOptions]:
+    """``ble://TARGET[?service=..&notify=..&write=..]`` -> (target, options with the overrides)."""
+    rest = port[len("ble://"):]
+    target, _, query = rest.partition("?")
+    target = unquote(target).strip()
+    if not target:
+        raise TransportError(f"{port!r}: give a device name or address after ble://")
+    opts = options or BleOptions()
+    overrides: dict[str, Any] = {}
+    for key, values in parse_qs(query, keep_blank_values=True).items():
+        value = values[-1].strip()
+        if key == "service":
+            overrides["service_uuid"] = value
+        elif key == "notify":
+            overrides["notify_uuid"] = value
+        elif key == "write":
+            overrides["write_uuid"] = value or None
+        elif key == "timeout":
+            overrides["scan_timeout_s"] = float(value)
+        else:
+            raise TransportError(f"{port!r}: unknown BLE option {key!r} (service, notify, write, timeout)")
+    return target, replace(opts, **overrides)
+
+
+class BleTransport(Transport):
+    """Notifications of one characteristic of one BLE peripheral, as a byte stream."""
+
+    kind = "ble"
+
+    def __init__(self, port: str, *, options: BleOptions | None = None, on_event: EventCallback | None = None,
+                 reconnect: ReconnectPolicy | None = None) -> None:
+        super().__init__(port, on_event=on_event, reconnect=reconnect)
+        self.target, self.options = parse_ble_port(port, options)
+        self.can_write = self.options.write_uuid is not None
+        #: Negotiated ATT MTU of the current connection (bytes), 0 while disconnected.
+        self.mtu = 0
+        #: Largest notification payload seen (bytes): at most ``mtu - 3``.
+        self.max_notification = 0
+        self._client: Any = None
+        self._write_char: Any = None
+        self._lost: asyncio.Event | None = None
+        self._hold: list[tuple[bytes, float]] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def open(self) -> None:
+        if self._supervisor is not None:
+            return
+        self._closing = False
+        self._start_queue()
+        await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"c3t-ble {self.port}")
+
+    async def close(self) -> None:
+        self._closing = True
+        task, self._supervisor = self._supervisor, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its failure is moot
+                pass
+        await self._drop_client()
+        self.stats.connected = False
+        self._end(None)
+
+    async def write(self, data: bytes) -> None:
+        """Write host bytes to the write characteristic, split to fit the MTU."""
+        from bleak.exc import BleakError
+
+        client, char = self._client, self._write_char
+        if char is None and self.options.write_uuid is None:
+            raise TransportError(f"{self.port}: no write characteristic configured (write=)")
+        if client is None or char is None or not self.stats.connected:
+            raise TransportError(f"{self.port}: cannot send, the BLE link is down")
+        with_response = "write-without-response" not in char.properties
+        if with_response:
+            size = max(20, min(512, (self.mtu or 23) - 3))
+        else:
+            size = max(20, char.max_write_without_response_size)
+        try:
+            for i in range(0, len(data), size):
+                await client.write_gatt_char(char, bytes(data[i:i + size]), response=with_response)
+        except (BleakError, OSError, asyncio.TimeoutError) as exc:
+            raise TransportError(f"{self.port}: write failed: {one_line(exc)}") from None
+        self.stats.bytes_out += len(data)
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def _find(self) -> Any:
+        from bleak import BleakScanner
+
+        opts = self.options
+        kwargs = dict(opts.bleak_kwargs)
+        if opts.scanner_backend is not None:
+            kwargs["backend"] = opts.scanner_backend
+        if _MAC.match(self.target) or _APPLE_UUID.match(self.target):
+            wanted = self.target.lower()
+            if _MAC.match(wanted):
+                wanted = wanted.replace("-", ":")
+
+            def match(d: Any, ad: Any) -> bool:
+                return d.address.lower() == wanted
+        else:
+            def match(d: Any, ad: Any) -> bool:
+                return ad.local_name == self.target or d.name == self.target
+
+        try:
+            device = await BleakScanner.find_device_by_filter(match, timeout=opts.scan_timeout_s, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - bleak and D-Bus raise many types when there is no stack
+            raise TransportError(f"{self.port}: cannot scan for BLE devices ({one_line(exc)}); "
+                                 "is Bluetooth available and switched on?") from None
+        if device is None:
+            raise TransportError(f"{self.port}: no BLE device {self.target!r} found in "
+                                 f"{opts.scan_timeout_s:g} s (is it advertising and in range?)")
+        return device
+
+    async def _connect(self, gap_start: float | None = None, reason: str = "", attempts: int = 0) -> None:
+        """Scan, connect, subscribe. Raises TransportError (or a bleak error) on any failure."""
+        from bleak import BleakClient
+        from bleak.exc import BleakError
+
+        opts = self.options
+        device = await self._find()
+        lost = asyncio.Event()
+        kwargs = dict(opts.bleak_kwargs)
+        if opts.client_backend is not None:
+            kwargs["backend"] = opts.client_backend
+        client = BleakClient(device, disconnected_callback=lambda _c: lost.set(),
+                             timeout=opts.connect_timeout_s, **kwargs)
+        try:
+            await client.connect()
+        except (BleakError, OSError, asyncio.TimeoutError) as exc:
+            raise TransportError(f"{self.port}: cannot connect to {self.target!r}: {one_line(exc)}") from None
+        try:
+            await _acquire_bluez_mtu(client)
+            notify = client.services.get_characteristic(opts.notify_uuid)
+            if notify is None:
+                raise TransportError(f"{self.port}: {self.target!r} has no characteristic {opts.notify_uuid} "
+                                     f"(service {opts.service_uuid}); set notify=UUID in the port")
+            write = None
+            if opts.write_uuid is not None:
+                write = client.services.get_characteristic(opts.write_uuid)
+            self._client, self._write_char, self._lost = client, write, lost
+            self.mtu = client.mtu_size
+            self._hold = []  # notifications that race ahead of the reconnection report wait here
+            await client.start_notify(notify, self._on_notification)
+        except BaseException as exc:
+            self._hold = None
+            self._client = self._write_char = None
+            try:
+                await client.disconnect()
+            except Exception:  # noqa: BLE001 - already failing; report the first error
+                pass
+            if isinstance(exc, (BleakError, OSError, asyncio.TimeoutError)):
+                raise TransportError(f"{self.port}: cannot subscribe on {self.target!r}: "
+                                     f"{one_line(exc)}") from None
+            raise
+        held, self._hold = self._hold, None
+        self.stats.connected = True
+        if gap_start is not None:
+            self._link_back(Gap(gap_start, host_time(), reason, attempts))
+        for data, t in held:
+            self._deliver(data, t)
+
+    def _on_notification(self, _char: Any, data: bytearray) -> None:
+        now = host_time()
+        if len(data) > self.max_notification:
+            self.max_notification = len(data)
+        if self._hold is not None:
+            self._hold.append((bytes(data), now))
+        else:
+            self._deliver(bytes(data), now)
+
+    async def _drop_client(self) -> None:
+        client, self._client, self._write_char = self._client, None, None
+        self.mtu = 0
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.disconnect(), timeout=5.0)
+            except Exception:  # noqa: BLE001 - the peer may already be gone
+                pass
+
+    async def _supervise(self) -> None:
+        """Wait for an unsolicited disconnect, then reconnect with back-off; forever or until give-up."""
+        policy = self.reconnect
+        while not self._closing:
+            assert self._lost is not None
+            await self._lost.wait()
+            start = host_time()
+            reason = "BLE link lost (peripheral disconnected or out of range)"
+            self.stats.connected = False
+            self._link_lost(start, reason)
+            await self._drop_client()
+            if not policy.enabled:
+                self._give_up(Gap(start, host_time(), reason, 0))
+                return
+            attempts = 0
+            for delay in policy.delays():
+                limit = policy.give_up_after_s
+                if limit is not None and host_time() + delay - start > limit:
+                    self._give_up(Gap(start, host_time(), reason, attempts))
+                    return
+                await asyncio.sleep(delay)
+                attempts += 1
+                try:
+                    await self._connect(start, reason, attempts)
+                    break
+                except TransportError:
+                    continue
+
+
+async def _acquire_bluez_mtu(client: Any) -> None:
+    """BlueZ exchanges the largest MTU itself but bleak reports 23 until asked (bleak's mtu example)."""
+    backend = getattr(client, "_backend", None)
+    acquire = getattr(backend, "_acquire_mtu", None)
+    if acquire is not None:
+        try:
+            await acquire()
+        except Exception:  # noqa: BLE001 - only the reported figure is affected, not the data
+            pass
