@@ -186,6 +186,17 @@ class Transport(abc.ABC):
         """Send bytes to the device (host commands). Raises TransportError where not possible."""
         raise TransportError(f"{self.port}: this {self.kind or 'transport'} cannot send bytes")
 
+    def read_nowait(self) -> list[Chunk]:
+        """The chunks already received but not yet read (no waiting); used to drain on shutdown."""
+        out: list[Chunk] = []
+        while self._queue is not None and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not isinstance(item, Chunk):
+                self._queue.put_nowait(item)  # end-of-stream markers stay for read()
+                break
+            out.append(item)
+        return out
+
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._iterate()
 

@@ -10,6 +10,7 @@ closes it and reopens the same PORT with exponential back-off; the outage is rep
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from typing import Any
 
@@ -20,8 +21,11 @@ DEFAULT_BAUDRATE = 115200
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception as one short line (pyserial messages can span lines or be empty)."""
+    """An exception as one short line (pyserial messages can span lines, nest or be empty)."""
     text = " ".join(str(exc).split())
+    nested = re.findall(r"\[Errno -?\d+\] ([^\[]+)", text)  # "[Errno 2] could not open port X: [Errno 2] ..."
+    if len(nested) > 1:
+        text = nested[-1].strip()
     return text or type(exc).__name__
 
 
