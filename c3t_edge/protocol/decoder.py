@@ -1,0 +1,412 @@
+"""The incremental binary-frame decoder: bytes in, device descriptions / sample batches / events out.
+
+:class:`FrameDecoder` accepts any chunking of the byte stream (one byte at a time, or megabytes),
+never raises on bad input, resynchronises at the next ``0x00`` after any damage and counts what
+happened in :attr:`FrameDecoder.stats`. It decodes all the complete frames of a chunk at once with
+numpy (COBS, headers and samples are vectorised; the CRC is :func:`binascii.crc_hqx`, in C) so that
+a Raspberry Pi keeps up with any serial or BLE rate.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Protocol
+
+import numpy as np
+
+from c3t_edge.protocol.frames import (
+    HEADER_SIZE,
+    IMU_PREFIX_SIZE,
+    MAX_ENCODED_SIZE,
+    MAX_FRAME_SIZE,
+    MIN_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    FrameType,
+    parse_event_payload,
+    parse_info_payload,
+)
+from c3t_edge.protocol.messages import DecodedItem, DecoderStats, DeviceInfo, SampleBatch
+
+_U32 = 0xFFFFFFFF
+_HALF = 0x80000000
+_WRAP = 1 << 32
+_SAMPLE_OFFSET = HEADER_SIZE + IMU_PREFIX_SIZE
+_INFO = int(FrameType.DEVICE_INFO)
+_IMU = int(FrameType.IMU_SAMPLES)
+_EVENT = int(FrameType.EVENT)
+_COMMAND = int(FrameType.COMMAND)
+
+
+class StreamDecoder(Protocol):
+    """What every decoder offers (binary :class:`FrameDecoder`, text
+    :class:`~c3t_edge.protocol.text.TextDecoder`)."""
+
+    stats: DecoderStats
+    info: DeviceInfo | None
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> list[DecodedItem]: ...
+
+    def finish(self) -> list[DecodedItem]: ...
+
+
+class FrameDecoder:
+    """Incremental decoder of the binary protocol (COBS frames, ``0x00``-delimited).
+
+    ``feed(chunk)`` returns, in stream order, a list of:
+
+    - :class:`DeviceInfo` — the device described itself (also kept in :attr:`info`; its channel
+      scales apply to every following sample),
+    - :class:`SampleBatch` — ``t`` (n,) float64 device seconds, ``samples`` (n, C) float32 in the
+      declared units (acc in g, gyro in deg/s), ``raw`` (n, C) int16; consecutive frames without a
+      gap are merged into one batch,
+    - :class:`DeviceEvent` — boot, start/stop, command acks, device errors and log messages.
+
+    Bad bytes are never raised: they are counted in :attr:`stats` (``corrupt``, ``lost``,
+    ``duplicates``, ``resets``, ``seq_wraps``, ``time_wraps``...).
+
+    ``info``: the device description to assume until the device sends one (for a stream that
+    starts mid-way); without it, sample frames before the first DEVICE_INFO are counted in
+    ``stats.no_info`` and dropped, because their units are unknown.
+    ``duplicate_window``: how far back (in frames) a repeated sequence number is recognised as a
+    duplicate (same sequence number and CRC) rather than a device reset.
+    """
+
+    def __init__(self, info: DeviceInfo | None = None, *, duplicate_window: int = 1024):
+        if duplicate_window < 1 or duplicate_window & (duplicate_window - 1):
+            raise ValueError("duplicate_window must be a power of two")
+        self.stats = DecoderStats()
+        self.info: DeviceInfo | None = info
+        self._window = duplicate_window
+        self._pending = bytearray()
+        self._discarding = False
+        self._last_seq: int | None = None
+        self._boot = 0
+        self._boot_id: int | None = None
+        self._t_epoch = 0
+        self._last_t: int | None = None
+        self._lost_pending = 0
+        self._ring_seq = [-1] * duplicate_window
+        self._ring_crc = [0] * duplicate_window
+
+    # ------------------------------------------------------------------ bytes -> frame chunks
+    def feed(self, chunk: bytes | bytearray | memoryview) -> list[DecodedItem]:
+        """Decode ``chunk`` (any length, any split) and return the items it completed."""
+        data = bytes(chunk)
+        if not data:
+            return []
+        self.stats.bytes += len(data)
+        start = 0
+        if self._discarding:
+            start = data.find(b"\x00")
+            if start < 0:
+                return []
+            self._discarding = False
+            start += 1
+        last = data.rfind(b"\x00", start)
+        if last < 0:
+            self._pending += data[start:] if start else data
+            self._check_pending()
+            return []
+        if self._pending:
+            block = bytes(self._pending) + data[start : last + 1]
+        else:
+            block = data[start : last + 1] if start or last + 1 < len(data) else data
+        self._pending = bytearray(data[last + 1 :])
+        self._check_pending()
+        return self._decode_block(block)
+
+    def finish(self) -> list[DecodedItem]:
+        """End of stream: decode a last frame that lacks its delimiter, or count it as corrupt."""
+        if not self._pending:
+            return []
+        block = bytes(self._pending) + b"\x00"
+        self._pending.clear()
+        return self._decode_block(block)
+
+    def _check_pending(self) -> None:
+        if len(self._pending) > MAX_ENCODED_SIZE:
+            # No delimiter for longer than any frame can be: drop it all up to the next 0x00.
+            self.stats.corrupt += 1
+            self._pending.clear()
+            self._discarding = True
+
+    # ------------------------------------------------------------------ frame chunks -> items
+    def _decode_block(self, block: bytes) -> list[DecodedItem]:
+        """Decode ``block``: whole COBS frames, each followed by 0x00 (the last byte is 0x00)."""
+        stats = self.stats
+        a = np.frombuffer(block, dtype=np.uint8)
+        ends = np.flatnonzero(a == 0)
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        lens = ends - starts
+        good_len = (lens > MIN_FRAME_SIZE) & (lens <= MAX_ENCODED_SIZE)
+        stats.corrupt += int(np.count_nonzero(lens)) - int(np.count_nonzero(good_len))
+        s = starts[good_len]
+        e = ends[good_len]
+        if s.size == 0:
+            return []
+
+        # COBS, all frames at once: follow every frame's chain of code bytes in lock-step.
+        is_code = np.zeros(a.size, dtype=bool)
+        after_ff = np.zeros(a.size, dtype=bool)
+        ok = np.zeros(s.size, dtype=bool)
+        active = np.arange(s.size)
+        pos = s
+        fend = e
+        while active.size:
+            is_code[pos] = True
+            code = a[pos]
+            nxt = pos + code
+            done = nxt == fend
+            if done.any():
+                ok[active[done]] = True
+            cont = nxt < fend
+            if not cont.all():
+                active = active[cont]
+                nxt = nxt[cont]
+                code = code[cont]
+                fend = fend[cont]
+            after_ff[nxt[code == 0xFF]] = True
+            pos = nxt
+        stats.corrupt += int(s.size - np.count_nonzero(ok))
+        s = s[ok]
+        e = e[ok]
+        if s.size == 0:
+            return []
+        # Decoded bytes: frame interiors (minus the first code byte), code bytes become 0x00 except
+        # the one after a 0xFF block (which stands for no zero).
+        d = np.zeros(a.size + 1, dtype=np.int8)
+        d[s + 1] = 1
+        d[e] = -1
+        keep = np.cumsum(d[:-1], dtype=np.int32).astype(bool)
+        keep &= ~after_ff
+        vals = a.copy()
+        vals[is_code] = 0
+        dec = vals[keep]
+        kept = np.cumsum(keep, dtype=np.int64)
+        ds = kept[s]
+        de = kept[e]
+        flen = de - ds
+        size_ok = (flen >= MIN_FRAME_SIZE) & (flen <= MAX_FRAME_SIZE)
+        stats.corrupt += int(flen.size - np.count_nonzero(size_ok))
+        ds = ds[size_ok]
+        de = de[size_ok]
+        if ds.size == 0:
+            return []
+        return self._process_frames(dec, ds, de)
+
+    def _process_frames(self, dec: np.ndarray, ds: np.ndarray, de: np.ndarray) -> list[DecodedItem]:
+        stats = self.stats
+        raw_bytes = dec.tobytes()
+        mv = memoryview(raw_bytes)
+        ds_l = ds.tolist()
+        de_l = de.tolist()
+        crc_hqx = binascii.crc_hqx
+        crcs = [raw_bytes[b - 2] | raw_bytes[b - 1] << 8 for b in de_l]
+        crc_ok = [crc_hqx(mv[a_ : b - 2], 0xFFFF) == c for a_, b, c in zip(ds_l, de_l, crcs, strict=True)]
+        hdr = dec[ds[:, None] + np.arange(HEADER_SIZE + IMU_PREFIX_SIZE)]
+        version_l = hdr[:, 0].tolist()
+        type_l = hdr[:, 1].tolist()
+        seq_t = np.ascontiguousarray(hdr[:, 2:10]).view("<u4")
+        seq_l = seq_t[:, 0].tolist()
+        t_l = seq_t[:, 1].tolist()
+        ns_l = hdr[:, 10].tolist()
+        nc_l = hdr[:, 11].tolist()
+
+        items: list = []
+        # A run of in-order sample frames that becomes one SampleBatch: (frame indices, t0 us, n).
+        run_idx: list[int] = []
+        run_t0: list[int] = []
+        run_ns: list[int] = []
+        run_meta: tuple[DeviceInfo, int, int, int] | None = None  # info, lost_before, boot, first seq
+        window_mask = self._window - 1
+        ring_seq = self._ring_seq
+        ring_crc = self._ring_crc
+
+        def close_run() -> None:
+            nonlocal run_idx, run_t0, run_ns, run_meta
+            if run_idx:
+                items.append((run_idx, run_t0, run_ns, run_meta))
+                run_idx, run_t0, run_ns = [], [], []
+            run_meta = None
+
+        for i in range(len(ds_l)):
+            if not crc_ok[i]:
+                stats.corrupt += 1
+                continue
+            ftype = type_l[i]
+            if version_l[i] != PROTOCOL_VERSION or ftype not in (_IMU, _INFO, _EVENT):
+                stats.unsupported += 1
+                continue
+            seq = seq_l[i]
+            crc = crcs[i]
+            new_info: DeviceInfo | None = None
+            if ftype == _INFO:
+                new_info = parse_info_payload(raw_bytes[ds_l[i] + HEADER_SIZE : de_l[i] - 2])
+                if new_info is None:
+                    stats.malformed += 1
+            # -- sequence numbers: loss, wrap, duplicate, reset
+            last = self._last_seq
+            reset = (
+                new_info is not None
+                and new_info.boot_id != 0
+                and self._boot_id is not None
+                and new_info.boot_id != self._boot_id
+            )
+            if last is not None and not reset:
+                gap = (seq - last - 1) & _U32
+                if gap == 0:
+                    if seq == 0:
+                        stats.seq_wraps += 1
+                elif gap < _HALF:
+                    stats.lost += gap
+                    self._lost_pending += gap
+                    if seq < last:
+                        stats.seq_wraps += 1
+                else:
+                    slot = seq & window_mask
+                    if (
+                        ((last - seq) & _U32) < self._window
+                        and ring_seq[slot] == seq
+                        and ring_crc[slot] == crc
+                    ):
+                        stats.duplicates += 1
+                        continue
+                    reset = True
+            if reset:
+                close_run()
+                stats.resets += 1
+                self._boot += 1
+                self._last_t = None
+                self._t_epoch = 0
+                self._lost_pending = 0
+                ring_seq[:] = [-1] * self._window
+            self._last_seq = seq
+            slot = seq & window_mask
+            ring_seq[slot] = seq
+            ring_crc[slot] = crc
+            stats.frames += 1
+            # -- device time: unwrap the 32-bit microsecond counter
+            t_raw = t_l[i]
+            last_t = self._last_t
+            epoch = self._t_epoch
+            if last_t is not None:
+                if t_raw < last_t and last_t - t_raw > _HALF:
+                    epoch += _WRAP
+                    self._t_epoch = epoch
+                    stats.time_wraps += 1
+                    self._last_t = t_raw
+                elif t_raw > last_t and t_raw - last_t > _HALF:
+                    epoch -= _WRAP  # a straggler from before the last wrap
+                else:
+                    self._last_t = t_raw
+            else:
+                self._last_t = t_raw
+            t_us = epoch + t_raw
+
+            if ftype == _IMU:
+                info = self.info
+                if info is None:
+                    stats.no_info += 1
+                    continue
+                n = ns_l[i]
+                nch = len(info.channels)
+                if n == 0 or nc_l[i] != nch or de_l[i] - ds_l[i] != _SAMPLE_OFFSET + 2 + 2 * n * nch:
+                    stats.malformed += 1
+                    continue
+                if (
+                    self._lost_pending
+                    or run_meta is None
+                    or run_meta[0] is not info
+                    or run_meta[2] != self._boot
+                ):
+                    close_run()
+                    run_meta = (info, self._lost_pending, self._boot, seq)
+                    self._lost_pending = 0
+                run_idx.append(i)
+                run_t0.append(t_us)
+                run_ns.append(n)
+            elif ftype == _INFO:
+                if new_info is None:
+                    continue
+                close_run()
+                self.info = new_info
+                if new_info.boot_id:
+                    self._boot_id = new_info.boot_id
+                items.append(new_info)
+            else:
+                event = parse_event_payload(raw_bytes[ds_l[i] + HEADER_SIZE : de_l[i] - 2], seq, t_us / 1e6)
+                if event is None:
+                    stats.malformed += 1
+                    continue
+                close_run()
+                stats.events += 1
+                if event.is_error:
+                    stats.errors += 1
+                items.append(event)
+        close_run()
+        if not any(isinstance(it, tuple) for it in items):
+            return items
+        return self._build_batches(items, dec, ds, de)
+
+    def _build_batches(
+        self, items: list, dec: np.ndarray, ds: np.ndarray, de: np.ndarray
+    ) -> list[DecodedItem]:
+        """Replace the run markers in ``items`` with SampleBatch objects (one gather for all)."""
+        runs = [it for it in items if isinstance(it, tuple)]
+        idx = np.fromiter((i for r in runs for i in r[0]), dtype=np.int64)
+        ps = ds[idx] + _SAMPLE_OFFSET
+        pe = de[idx] - 2
+        mark = np.zeros(dec.size + 1, dtype=np.int8)
+        mark[ps] = 1
+        mark[pe] = -1
+        sample_bytes = dec[np.cumsum(mark[:-1], dtype=np.int32).astype(bool)]
+        out: list[DecodedItem] = []
+        offset = 0
+        for it in items:
+            if not isinstance(it, tuple):
+                out.append(it)
+                continue
+            run_idx, run_t0, run_ns, (info, lost_before, boot, first_seq) = it
+            nch = len(info.channels)
+            total = sum(run_ns)
+            nbytes = 2 * total * nch
+            raw = sample_bytes[offset : offset + nbytes].view("<i2").reshape(total, nch)
+            offset += nbytes
+            period_us = 1e6 / info.sample_rate_hz
+            ns = np.asarray(run_ns, dtype=np.int64)
+            t0 = np.asarray(run_t0, dtype=np.float64)
+            if ns.min() == ns.max():
+                t_us = (t0[:, None] + np.arange(ns[0]) * period_us).ravel()
+            else:
+                within = np.arange(total) - np.repeat(np.cumsum(ns) - ns, ns)
+                t_us = np.repeat(t0, ns) + within * period_us
+            samples = raw.astype(np.float32)
+            samples *= info.scales
+            self.stats.samples += total
+            out.append(
+                SampleBatch(
+                    t=t_us / 1e6,
+                    samples=samples,
+                    raw=raw,
+                    info=info,
+                    seq=first_seq,
+                    n_frames=len(run_idx),
+                    lost_before=lost_before,
+                    boot=boot,
+                )
+            )
+        return out
+
+
+def make_decoder(mode: str = "binary", **kwargs) -> StreamDecoder:
+    """A decoder for ``mode`` ``"binary"`` (:class:`FrameDecoder`) or ``"text"``
+    (:class:`~c3t_edge.protocol.text.TextDecoder`); ``kwargs`` go to its constructor."""
+    if mode == "binary":
+        return FrameDecoder(**kwargs)
+    if mode == "text":
+        from c3t_edge.protocol.text import TextDecoder
+
+        return TextDecoder(**kwargs)
+    raise ValueError(f"unknown decoder mode {mode!r} (binary or text)")
