@@ -131,10 +131,11 @@ class BleTransport(Transport):
         if client is None or char is None or not self.stats.connected:
             raise TransportError(f"{self.port}: cannot send, the BLE link is down")
         with_response = "write-without-response" not in char.properties
+        # An attribute value is at most 512 bytes (Core spec Vol 3 Part F 3.2.9), whatever the MTU.
         if with_response:
             size = max(20, min(512, (self.mtu or 23) - 3))
         else:
-            size = max(20, char.max_write_without_response_size)
+            size = max(20, min(512, char.max_write_without_response_size))
         try:
             for i in range(0, len(data), size):
                 await client.write_gatt_char(char, bytes(data[i:i + size]), response=with_response)
