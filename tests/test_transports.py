@@ -186,7 +186,7 @@ def test_pty_read_latency_is_small(device):
                 delays.append(chunk.host_time_s - sent)
                 await asyncio.sleep(0.01)
             delays.sort()
-            assert delays[len(delays) // 2] < 0.01, delays
+            assert delays[len(delays) // 2] < 0.025, delays  # polling at the 0.2 s read timeout would not
     asyncio.run(main())
 
 

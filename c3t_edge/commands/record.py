@@ -53,14 +53,18 @@ def _size(n: int) -> str:
 
 async def _record(args: argparse.Namespace) -> int:
     from c3t_edge.recording import RecordingWriter
-    from c3t_edge.transports import Chunk, LinkEvent, open_transport
+    from c3t_edge.transports import Chunk, Gap, LinkEvent, open_transport
     from c3t_edge.transports.replay import event_record
 
     tty = sys.stderr.isatty()
     interval = args.progress_interval if args.progress_interval is not None else (0.5 if tty else 10.0)
 
-    def say(line: str) -> None:
-        print(("\r\033[K" if tty else "") + line, file=sys.stderr, flush=True)
+    def say(line: str, transient: bool = False) -> None:
+        """A line on stderr; on a terminal, a transient (progress) line is overwritten by the next."""
+        if tty:
+            print("\r\033[K" + line, end="" if transient else "\n", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def on_event(event: LinkEvent) -> None:
         if event.kind == "disconnected":
@@ -87,13 +91,19 @@ async def _record(args: argparse.Namespace) -> int:
         with RecordingWriter(args.out, port=args.port, overwrite=args.overwrite) as writer:
             start = time.monotonic()
 
+            gaps_written = 0
+
+            def store_gap(gap: Gap) -> None:
+                nonlocal gaps_written
+                lost = LinkEvent("disconnected", args.port, gap.start_s, gap.reason)
+                back = LinkEvent("reconnected", args.port, gap.end_s, gap.reason, gap)
+                writer.write_event(event_record(lost, writer.start_wall_time_s), gap.start_s)
+                writer.write_event(event_record(back, writer.start_wall_time_s), gap.end_s)
+                gaps_written += 1
+
             def store(chunk: Chunk) -> None:
                 if chunk.gap is not None:  # the outage, in order with the data around it
-                    gap = chunk.gap
-                    lost = LinkEvent("disconnected", args.port, gap.start_s, gap.reason)
-                    back = LinkEvent("reconnected", args.port, gap.end_s, gap.reason, gap)
-                    writer.write_event(event_record(lost, writer.start_wall_time_s), gap.start_s)
-                    writer.write_event(event_record(back, writer.start_wall_time_s), gap.end_s)
+                    store_gap(chunk.gap)
                 writer.write_chunk(chunk.data, chunk.host_time_s)
 
             async def pump() -> None:
@@ -126,13 +136,15 @@ async def _record(args: argparse.Namespace) -> int:
                         continue  # the summary follows
                     state = "" if transport.stats.connected else ", link down"
                     say(f"record: {_size(writer.data_bytes)} in {transport.stats.chunks_in} chunks, "
-                        f"{elapsed:.1f} s elapsed{state}")
+                        f"{elapsed:.1f} s elapsed{state}", transient=True)
             finally:
                 for task in (pump_task, stop_task):
                     task.cancel()
                 await asyncio.gather(pump_task, stop_task, return_exceptions=True)
                 for chunk in transport.read_nowait():  # already received: keep it
                     store(chunk)
+                for gap in transport.stats.gaps[gaps_written:]:  # back, but no data since
+                    store_gap(gap)
                 if not transport.stats.connected and transport.events and \
                         transport.events[-1].kind == "disconnected":
                     ev = transport.events[-1]  # ended during an outage: keep that in the file

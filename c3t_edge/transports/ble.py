@@ -105,7 +105,12 @@ class BleTransport(Transport):
             return
         self._closing = False
         self._start_queue()
-        await self._connect()
+        try:
+            await self._connect()
+        except TransportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - platform stacks raise assorted types; keep one line
+            raise TransportError(f"{self.port}: cannot open: {one_line(exc)}") from None
         self._supervisor = asyncio.create_task(self._supervise(), name=f"c3t-ble {self.port}")
 
     async def close(self) -> None:
@@ -240,6 +245,14 @@ class BleTransport(Transport):
                 pass
 
     async def _supervise(self) -> None:
+        try:
+            await self._supervise_link()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a dead supervisor must end the stream, not stall it
+            self._end(TransportError(f"{self.port}: BLE supervision failed: {one_line(exc)}"))
+
+    async def _supervise_link(self) -> None:
         """Wait for an unsolicited disconnect, then reconnect with back-off; forever or until give-up."""
         policy = self.reconnect
         while not self._closing:
@@ -264,7 +277,9 @@ class BleTransport(Transport):
                 try:
                     await self._connect(start, reason, attempts)
                     break
-                except TransportError:
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - any failed attempt is retried after the next delay
                     continue
 
 
