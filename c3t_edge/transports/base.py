@@ -108,11 +108,12 @@ class TransportStats:
 class ReconnectPolicy:
     """Exponential back-off between reopen attempts: ``initial_s``, ``initial_s*factor``, ... capped
     at ``max_s``. ``give_up_after_s`` (None = never) ends the transport with a ``"gave_up"`` event
-    and a :class:`~c3t_edge.errors.TransportError` from :meth:`Transport.read`."""
+    and a :class:`~c3t_edge.errors.TransportError` from :meth:`Transport.read`; ``enabled=False``
+    gives up at the first disconnection."""
 
     initial_s: float = 0.1
     factor: float = 2.0
-    max_s: float = 5.0
+    max_s: float = 2.0
     give_up_after_s: float | None = None
     enabled: bool = True
 
