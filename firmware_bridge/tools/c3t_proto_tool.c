@@ -9,7 +9,8 @@
  *                                -> DEVICE_INFO wire frame of a 6-axis IMU (first after boot)
  *   event seq=N t=N code=N detail=N msg=S      -> EVENT wire frame
  *   command seq=N code=N args=HEX              -> COMMAND wire frame
- *   parse HEX                    -> the command parser on those wire bytes: "code=N seq=N args=HEX"
+ *   parse HEX                    -> the command parser on those wire bytes: "code=N seq=N args=HEX",
+ *                                   "error" (first frame invalid) or "none" (no complete frame)
  * "-" stands for empty HEX.
  */
 #include <stdio.h>
@@ -172,7 +173,7 @@ int main(void)
             c3t_command_t cmd;
             c3t_command_parser_init(&parser);
             n = parse_hex(tok[1], in_buf);
-            for (i = 0; i < n; ++i) {
+            for (i = 0; i < n && !got; ++i) {
                 int r = c3t_command_parser_push(&parser, in_buf[i], &cmd);
                 if (r == C3T_PARSE_COMMAND) {
                     got = 1;
