@@ -47,19 +47,20 @@ def _device(link: LocalLink, address: str, name: str) -> Device:
 class NusPeripheral:
     """A virtual IMU: NUS service, advertising its name, notifying a byte stream to subscribers."""
 
-    def __init__(self, link: LocalLink, name: str = NAME) -> None:
+    def __init__(self, link: LocalLink, name: str = NAME, service: str = NUS_SERVICE_UUID,
+                 notify: str = NUS_TX_UUID, write: str = NUS_RX_UUID) -> None:
         self.device = _device(link, PERIPHERAL_ADDRESS, name)
         self.name = name
         self.received = bytearray()  # what the host wrote to RX
         self.subscribed = asyncio.Event()
-        self.tx = gatt.Characteristic(NUS_TX_UUID, gatt.Characteristic.Properties.NOTIFY,
+        self.tx = gatt.Characteristic(notify, gatt.Characteristic.Properties.NOTIFY,
                                       gatt.Characteristic.READABLE, b"")
         rx = gatt.Characteristic(
-            NUS_RX_UUID,
+            write,
             gatt.Characteristic.Properties.WRITE | gatt.Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
             gatt.Characteristic.WRITEABLE,
             gatt.CharacteristicValue(write=lambda _conn, value: self.received.extend(value)))
-        self.device.add_service(gatt.Service(NUS_SERVICE_UUID, [self.tx, rx]))
+        self.device.add_service(gatt.Service(service, [self.tx, rx]))
         self.tx.on("subscription", self._on_subscription)
         self.device.on("connection", lambda conn: conn.on("disconnection", self._on_disconnection))
         self.gone = False  # True: stop advertising after the next disconnection (out of range for good)
@@ -97,9 +98,9 @@ class NusPeripheral:
             await connection.disconnect()
 
 
-async def make_pair():
+async def make_pair(**uuids: str):
     link = LocalLink()
-    peripheral = NusPeripheral(link)
+    peripheral = NusPeripheral(link, **uuids)
     await peripheral.start()
     central = _device(link, "F1:F1:F1:F1:F1:F1", "host")
     client_backend, scanner_backend = make_bumble_backends(central)
@@ -227,4 +228,25 @@ def test_ble_gives_up_after_the_configured_time():
             with pytest.raises(TransportError, match="not back after"):
                 await asyncio.wait_for(t.read(), 5)
             assert [e.kind for e in events] == ["disconnected", "gave_up"]
+    asyncio.run(main())
+
+
+def test_ble_configured_service_and_characteristics():
+    async def main():
+        custom = {"service": "0000fff0-0000-1000-8000-00805f9b34fb",
+                  "notify": "0000fff1-0000-1000-8000-00805f9b34fb",
+                  "write": "0000fff2-0000-1000-8000-00805f9b34fb"}
+        peripheral, _central, options = await make_pair(**custom)
+        with pytest.raises(TransportError, match="has no characteristic"):  # NUS by default: absent here
+            async with open_transport(f"ble://{NAME}", ble=options):
+                pass
+        async with open_transport(f"ble://{NAME}?service=fff0&notify=fff1&write=fff2", ble=options) as t:
+            await asyncio.wait_for(peripheral.subscribed.wait(), 2)
+            await peripheral.notify(b"custom service")
+            assert (await asyncio.wait_for(t.read(), 2)).data == b"custom service"
+            await t.write(b"cmd")
+            deadline = time.monotonic() + 2
+            while bytes(peripheral.received) != b"cmd" and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert bytes(peripheral.received) == b"cmd"
     asyncio.run(main())

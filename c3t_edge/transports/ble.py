@@ -197,13 +197,13 @@ class BleTransport(Transport):
             raise TransportError(f"{self.port}: cannot connect to {self.target!r}: {one_line(exc)}") from None
         try:
             await _acquire_bluez_mtu(client)
-            notify = client.services.get_characteristic(opts.notify_uuid)
+            notify = _characteristic(client, opts.service_uuid, opts.notify_uuid)
             if notify is None:
                 raise TransportError(f"{self.port}: {self.target!r} has no characteristic {opts.notify_uuid} "
                                      f"(service {opts.service_uuid}); set notify=UUID in the port")
             write = None
             if opts.write_uuid is not None:
-                write = client.services.get_characteristic(opts.write_uuid)
+                write = _characteristic(client, opts.service_uuid, opts.write_uuid)
             self._client, self._write_char, self._lost = client, write, lost
             self.mtu = client.mtu_size
             self._hold = []  # notifications that race ahead of the reconnection report wait here
@@ -281,6 +281,16 @@ class BleTransport(Transport):
                     raise
                 except Exception:  # noqa: BLE001 - any failed attempt is retried after the next delay
                     continue
+
+
+def _characteristic(client: Any, service_uuid: str, char_uuid: str) -> Any:
+    """The characteristic inside the configured service, else anywhere on the device (None: absent)."""
+    service = client.services.get_service(service_uuid)
+    if service is not None:
+        found = service.get_characteristic(char_uuid)
+        if found is not None:
+            return found
+    return client.services.get_characteristic(char_uuid)
 
 
 async def _acquire_bluez_mtu(client: Any) -> None:
