@@ -31,7 +31,9 @@ def clean_stream(tmp_path_factory: pytest.TempPathFactory) -> dict:
         data = np.concatenate([load_inertial(p) for p in trials[:3]])
     else:  # synthetic wrist motion, so that the property tests still run without the dataset
         t = np.arange(600) / 50.0
-        data = np.stack([np.sin(t * k) * a for k, a in zip(range(1, 7), [1, 1, 1, 200, 200, 200])], axis=1)
+        data = np.stack(
+            [np.sin(t * k) * a for k, a in zip(range(1, 7), [1, 1, 1, 200, 200, 200], strict=True)], axis=1
+        )
     csv = write_csv(tmp_path_factory.mktemp("prop") / "trial.csv", data)
     stream = run_sim(sim, "--csv", str(csv), "--samples-per-frame", "10")
     frames = {}
