@@ -9,8 +9,8 @@ import tty
 
 import numpy as np
 import pytest
-
 from _firmware import load_inertial, run_sim, simulator, utd_trials, write_csv
+
 from c3t_edge.protocol import (
     CommandCode,
     DeviceEvent,
