@@ -242,6 +242,7 @@ def test_socket_url_reconnects_when_the_server_restarts():
         async def serve(payload):
             async def handler(reader, writer):
                 server.close()  # one connection per server: reconnecting needs the next server
+                await asyncio.sleep(0.2)  # pyserial's socket:// open() discards what is already queued
                 writer.write(payload)
                 await writer.drain()
                 served.append(payload)
