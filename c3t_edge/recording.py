@@ -51,6 +51,10 @@ class RecordingError(ProtocolError):
     """A file that is not a readable c3t-edge recording (bad magic, version or header)."""
 
 
+class RecordingWriteError(C3TEdgeError):
+    """A recording that cannot be created or written (exists already, no permission, disk full)."""
+
+
 @dataclass(frozen=True)
 class RecordingHeader:
     """What a recording says about itself.
@@ -113,9 +117,9 @@ class RecordingWriter:
         try:
             self._fd: int | None = os.open(self.path, flags, 0o644)
         except FileExistsError:
-            raise C3TEdgeError(f"{self.path} already exists (choose another file, or overwrite it)") from None
+            raise RecordingWriteError(f"{self.path} already exists (choose another file)") from None
         except OSError as exc:
-            raise C3TEdgeError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+            raise RecordingWriteError(f"cannot create {self.path}: {exc.strerror or exc}") from None
         self._write(encode_header(self.header))
         self._last_us = 0
         self._fsync_interval_s = fsync_interval_s
@@ -154,13 +158,13 @@ class RecordingWriter:
 
     def _write(self, blob: bytes) -> None:
         if self._fd is None:
-            raise C3TEdgeError(f"{self.path}: recording already closed")
+            raise RecordingWriteError(f"{self.path}: recording already closed")
         view = memoryview(blob)
         while view:  # os.write may write less than asked (signals, full disks): finish the record
             try:
                 n = os.write(self._fd, view)
             except OSError as exc:
-                raise C3TEdgeError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+                raise RecordingWriteError(f"cannot write {self.path}: {exc.strerror or exc}") from None
             view = view[n:]
 
     def sync(self) -> None:
