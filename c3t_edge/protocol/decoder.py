@@ -35,6 +35,8 @@ _INFO = int(FrameType.DEVICE_INFO)
 _IMU = int(FrameType.IMU_SAMPLES)
 _EVENT = int(FrameType.EVENT)
 _COMMAND = int(FrameType.COMMAND)
+#: Runs of at least this many regular sample frames skip the per-frame loop.
+_MIN_BULK = 4
 
 
 class StreamDecoder(Protocol):
@@ -197,6 +199,7 @@ class FrameDecoder:
         return self._process_frames(dec, ds, de)
 
     def _process_frames(self, dec: np.ndarray, ds: np.ndarray, de: np.ndarray) -> list[DecodedItem]:
+        """Check, sequence and collect the decoded frames ``dec[ds[i]:de[i]]`` (CRC included)."""
         stats = self.stats
         raw_bytes = dec.tobytes()
         mv = memoryview(raw_bytes)
@@ -206,13 +209,30 @@ class FrameDecoder:
         crcs = [raw_bytes[b - 2] | raw_bytes[b - 1] << 8 for b in de_l]
         crc_ok = [crc_hqx(mv[a_ : b - 2], 0xFFFF) == c for a_, b, c in zip(ds_l, de_l, crcs, strict=True)]
         hdr = dec[ds[:, None] + np.arange(HEADER_SIZE + IMU_PREFIX_SIZE)]
+        seq_t = np.ascontiguousarray(hdr[:, 2:10]).view("<u4").astype(np.int64)
         version_l = hdr[:, 0].tolist()
         type_l = hdr[:, 1].tolist()
-        seq_t = np.ascontiguousarray(hdr[:, 2:10]).view("<u4")
         seq_l = seq_t[:, 0].tolist()
         t_l = seq_t[:, 1].tolist()
-        ns_l = hdr[:, 10].tolist()
-        nc_l = hdr[:, 11].tolist()
+        ns_arr = hdr[:, 10].astype(np.int64)
+        nc_arr = hdr[:, 11].astype(np.int64)
+        ns_l = ns_arr.tolist()
+        nc_l = nc_arr.tolist()
+        n_frames = len(ds_l)
+
+        # Sample frames that are valid on their own and follow their predecessor without a gap
+        # are handled in bulk; every other frame goes through the general per-frame path.
+        regular = (
+            np.asarray(crc_ok, dtype=bool)
+            & (hdr[:, 0] == PROTOCOL_VERSION)
+            & (hdr[:, 1] == _IMU)
+            & (ns_arr > 0)
+            & ((de - ds) == _SAMPLE_OFFSET + 2 + 2 * ns_arr * nc_arr)
+        )
+        follows = np.zeros(n_frames, dtype=bool)
+        follows[1:] = regular[1:] & regular[:-1] & (np.diff(seq_t[:, 0]) == 1) & (np.diff(seq_t[:, 1]) >= 0)
+        breaks = np.flatnonzero(~follows).tolist()
+        breaks.append(n_frames)
 
         items: list = []
         # A run of in-order sample frames that becomes one SampleBatch: (frame indices, t0 us, n).
@@ -231,14 +251,48 @@ class FrameDecoder:
                 run_idx, run_t0, run_ns = [], [], []
             run_meta = None
 
-        for i in range(len(ds_l)):
+        def add_samples(i: int, j: int, info: DeviceInfo, t0: list[int]) -> None:
+            """Append sample frames i..j-1 (all in order) to the current run."""
+            nonlocal run_meta
+            if self._lost_pending or run_meta is None or run_meta[0] is not info or run_meta[2] != self._boot:
+                close_run()
+                run_meta = (info, self._lost_pending, self._boot, seq_l[i])
+                self._lost_pending = 0
+            run_idx.extend(range(i, j))
+            run_t0.extend(t0)
+            run_ns.extend(ns_l[i:j])
+
+        def bulk(i: int, j: int) -> bool:
+            """Frames i..j-1 are regular and consecutive: take them without a per-frame loop."""
+            info = self.info
+            last, last_t = self._last_seq, self._last_t
+            if (
+                info is None
+                or (last is not None and seq_l[i] != (last + 1) & _U32)
+                or (last_t is not None and t_l[i] < last_t)
+                or not np.all(nc_arr[i:j] == len(info.channels))
+            ):
+                return False
+            if seq_l[i] == 0 and last is not None:
+                stats.seq_wraps += 1
+            for k in range(max(i, j - self._window), j):
+                ring_seq[seq_l[k] & window_mask] = seq_l[k]
+                ring_crc[seq_l[k] & window_mask] = crcs[k]
+            self._last_seq = seq_l[j - 1]
+            self._last_t = t_l[j - 1]
+            stats.frames += j - i
+            add_samples(i, j, info, (seq_t[i:j, 1] + self._t_epoch).tolist())
+            return True
+
+        def one(i: int) -> None:
+            """The general path for frame i: every check, counter and frame type."""
             if not crc_ok[i]:
                 stats.corrupt += 1
-                continue
+                return
             ftype = type_l[i]
             if version_l[i] != PROTOCOL_VERSION or ftype not in (_IMU, _INFO, _EVENT):
                 stats.unsupported += 1
-                continue
+                return
             seq = seq_l[i]
             crc = crcs[i]
             new_info: DeviceInfo | None = None
@@ -266,13 +320,10 @@ class FrameDecoder:
                         stats.seq_wraps += 1
                 else:
                     slot = seq & window_mask
-                    if (
-                        ((last - seq) & _U32) < self._window
-                        and ring_seq[slot] == seq
-                        and ring_crc[slot] == crc
-                    ):
+                    back = (last - seq) & _U32
+                    if back < self._window and ring_seq[slot] == seq and ring_crc[slot] == crc:
                         stats.duplicates += 1
-                        continue
+                        return
                     reset = True
             if reset:
                 close_run()
@@ -309,27 +360,16 @@ class FrameDecoder:
                 info = self.info
                 if info is None:
                     stats.no_info += 1
-                    continue
+                    return
                 n = ns_l[i]
                 nch = len(info.channels)
                 if n == 0 or nc_l[i] != nch or de_l[i] - ds_l[i] != _SAMPLE_OFFSET + 2 + 2 * n * nch:
                     stats.malformed += 1
-                    continue
-                if (
-                    self._lost_pending
-                    or run_meta is None
-                    or run_meta[0] is not info
-                    or run_meta[2] != self._boot
-                ):
-                    close_run()
-                    run_meta = (info, self._lost_pending, self._boot, seq)
-                    self._lost_pending = 0
-                run_idx.append(i)
-                run_t0.append(t_us)
-                run_ns.append(n)
+                    return
+                add_samples(i, i + 1, info, [t_us])
             elif ftype == _INFO:
                 if new_info is None:
-                    continue
+                    return
                 close_run()
                 self.info = new_info
                 if new_info.boot_id:
@@ -339,12 +379,24 @@ class FrameDecoder:
                 event = parse_event_payload(raw_bytes[ds_l[i] + HEADER_SIZE : de_l[i] - 2], seq, t_us / 1e6)
                 if event is None:
                     stats.malformed += 1
-                    continue
+                    return
                 close_run()
                 stats.events += 1
                 if event.is_error:
                     stats.errors += 1
                 items.append(event)
+
+        for b in range(len(breaks) - 1):
+            i, j = breaks[b], breaks[b + 1]
+            if j - i >= _MIN_BULK:
+                if bulk(i, j):
+                    continue
+                one(i)  # e.g. the first frame after a gap; the rest still follow it
+                if bulk(i + 1, j):
+                    continue
+                i += 1
+            for k in range(i, j):
+                one(k)
         close_run()
         if not any(isinstance(it, tuple) for it in items):
             return items
@@ -355,7 +407,7 @@ class FrameDecoder:
     ) -> list[DecodedItem]:
         """Replace the run markers in ``items`` with SampleBatch objects (one gather for all)."""
         runs = [it for it in items if isinstance(it, tuple)]
-        idx = np.fromiter((i for r in runs for i in r[0]), dtype=np.int64)
+        idx = np.concatenate([np.asarray(r[0], dtype=np.int64) for r in runs])
         ps = ds[idx] + _SAMPLE_OFFSET
         pe = de[idx] - 2
         mark = np.zeros(dec.size + 1, dtype=np.int8)
@@ -370,12 +422,12 @@ class FrameDecoder:
                 continue
             run_idx, run_t0, run_ns, (info, lost_before, boot, first_seq) = it
             nch = len(info.channels)
-            total = sum(run_ns)
+            ns = np.asarray(run_ns, dtype=np.int64)
+            total = int(ns.sum())
             nbytes = 2 * total * nch
             raw = sample_bytes[offset : offset + nbytes].view("<i2").reshape(total, nch)
             offset += nbytes
             period_us = 1e6 / info.sample_rate_hz
-            ns = np.asarray(run_ns, dtype=np.int64)
             t0 = np.asarray(run_t0, dtype=np.float64)
             if ns.min() == ns.max():
                 t_us = (t0[:, None] + np.arange(ns[0]) * period_us).ravel()
