@@ -17,6 +17,16 @@ from c3t_edge.protocol.frames import (
     wire,
 )
 
+
+@pytest.fixture(autouse=True, params=["python", "numpy"])
+def cobs_path(request, monkeypatch) -> str:
+    """Run every test with both COBS chain walkers (Python for small blocks, numpy for large)."""
+    import c3t_edge.protocol.decoder as decoder_module
+
+    monkeypatch.setattr(decoder_module, "_PY_CHAIN_MAX_FRAMES", 10**9 if request.param == "python" else 0)
+    return request.param
+
+
 INFO = default_imu_info(50.0, 16.0, 2000.0, samples_per_frame=10, boot_id=7)
 RNG = np.random.default_rng(3)
 

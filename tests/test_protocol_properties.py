@@ -16,7 +16,7 @@ from _firmware import UTD_INERTIAL, load_inertial, run_sim, simulator, write_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from c3t_edge.protocol import FrameDecoder, SampleBatch
+from c3t_edge.protocol import FrameDecoder, SampleBatch, default_imu_info
 from c3t_edge.protocol.cobs import cobs_decode
 from c3t_edge.protocol.frames import parse_header
 
@@ -129,6 +129,15 @@ def decode_in_pieces(data: bytes, cuts: list[float]) -> tuple[list, FrameDecoder
     return items, dec
 
 
+@pytest.fixture(params=["python", "numpy"])
+def cobs_path(request, monkeypatch) -> str:
+    """Both COBS chain walkers (Python for small blocks, numpy for large)."""
+    import c3t_edge.protocol.decoder as decoder_module
+
+    monkeypatch.setattr(decoder_module, "_PY_CHAIN_MAX_FRAMES", 10**9 if request.param == "python" else 0)
+    return request.param
+
+
 @settings(
     max_examples=150,
     deadline=None,
@@ -136,7 +145,7 @@ def decode_in_pieces(data: bytes, cuts: list[float]) -> tuple[list, FrameDecoder
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(ops=st.lists(mutation, max_size=6), cuts=st.lists(st.floats(0, 1), max_size=30))
-def test_damaged_stream_yields_exactly_the_untouched_frames(clean_stream, ops, cuts) -> None:
+def test_damaged_stream_yields_exactly_the_untouched_frames(clean_stream, cobs_path, ops, cuts) -> None:
     mutated = apply(clean_stream["stream"], ops)
     items, dec = decode_in_pieces(mutated, cuts)
     want = oracle(mutated, clean_stream["frames"])
@@ -161,9 +170,9 @@ def test_splitting_alone_changes_nothing(clean_stream, cuts) -> None:
     assert dec.stats.as_dict() == whole.stats.as_dict()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=4000), info_first=st.booleans())
-def test_arbitrary_bytes_never_raise(data: bytes, info_first: bool) -> None:
-    dec = FrameDecoder()
+def test_arbitrary_bytes_never_raise(cobs_path, data: bytes, info_first: bool) -> None:
+    dec = FrameDecoder(default_imu_info() if info_first else None)
     items = dec.feed(data) + dec.finish()
     assert all(len(i) > 0 for i in items if isinstance(i, SampleBatch))

@@ -37,6 +37,8 @@ _EVENT = int(FrameType.EVENT)
 _COMMAND = int(FrameType.COMMAND)
 #: Runs of at least this many regular sample frames skip the per-frame loop.
 _MIN_BULK = 4
+#: Up to this many frames in a block, COBS code bytes are walked in Python rather than numpy.
+_PY_CHAIN_MAX_FRAMES = 256
 
 
 class StreamDecoder(Protocol):
@@ -149,28 +151,13 @@ class FrameDecoder:
         if s.size == 0:
             return []
 
-        # COBS, all frames at once: follow every frame's chain of code bytes in lock-step.
+        # COBS: find every frame's chain of code bytes (a code byte says where the next one is).
         is_code = np.zeros(a.size, dtype=bool)
         after_ff = np.zeros(a.size, dtype=bool)
-        ok = np.zeros(s.size, dtype=bool)
-        active = np.arange(s.size)
-        pos = s
-        fend = e
-        while active.size:
-            is_code[pos] = True
-            code = a[pos]
-            nxt = pos + code
-            done = nxt == fend
-            if done.any():
-                ok[active[done]] = True
-            cont = nxt < fend
-            if not cont.all():
-                active = active[cont]
-                nxt = nxt[cont]
-                code = code[cont]
-                fend = fend[cont]
-            after_ff[nxt[code == 0xFF]] = True
-            pos = nxt
+        if s.size <= _PY_CHAIN_MAX_FRAMES:
+            ok = self._cobs_chains_python(block, s.tolist(), e.tolist(), is_code, after_ff)
+        else:
+            ok = self._cobs_chains_numpy(a, s, e, is_code, after_ff)
         stats.corrupt += int(s.size - np.count_nonzero(ok))
         s = s[ok]
         e = e[ok]
@@ -197,6 +184,55 @@ class FrameDecoder:
         if ds.size == 0:
             return []
         return self._process_frames(dec, ds, de)
+
+    @staticmethod
+    def _cobs_chains_python(
+        block: bytes, starts: list[int], ends: list[int], is_code: np.ndarray, after_ff: np.ndarray
+    ) -> np.ndarray:
+        """Walk each frame's code bytes in Python (fast for a few frames): mark code bytes and the
+        code bytes that follow a 0xFF block; return which frames end exactly at their delimiter."""
+        codes: list[int] = []
+        after: list[int] = []
+        ok = []
+        append = codes.append
+        for p, end in zip(starts, ends, strict=True):
+            while p < end:
+                append(p)
+                c = block[p]
+                p += c
+                if c == 0xFF and p < end:
+                    after.append(p)
+            ok.append(p == end)
+        is_code[codes] = True
+        if after:
+            after_ff[after] = True
+        return np.array(ok, dtype=bool)
+
+    @staticmethod
+    def _cobs_chains_numpy(
+        a: np.ndarray, s: np.ndarray, e: np.ndarray, is_code: np.ndarray, after_ff: np.ndarray
+    ) -> np.ndarray:
+        """The same for many frames: follow all chains in lock-step, one numpy step per code byte."""
+        ok = np.zeros(s.size, dtype=bool)
+        active = np.arange(s.size)
+        pos = s
+        fend = e
+        while active.size:
+            is_code[pos] = True
+            code = a[pos]
+            nxt = pos + code
+            done = nxt == fend
+            if done.any():
+                ok[active[done]] = True
+            cont = nxt < fend
+            if not cont.all():
+                active = active[cont]
+                nxt = nxt[cont]
+                code = code[cont]
+                fend = fend[cont]
+            after_ff[nxt[code == 0xFF]] = True
+            pos = nxt
+        return ok
 
     def _process_frames(self, dec: np.ndarray, ds: np.ndarray, de: np.ndarray) -> list[DecodedItem]:
         """Check, sequence and collect the decoded frames ``dec[ds[i]:de[i]]`` (CRC included)."""
