@@ -1,0 +1,226 @@
+/*
+ * c3t-edge IMU streamer for the Arduino Nano 33 BLE Sense (nRF52840 + LSM9DS1).
+ *
+ * Streams accelerometer (g) and gyroscope (deg/s) samples in the c3t-edge wire protocol
+ * (firmware_bridge/PROTOCOL.md) over USB serial AND over Bluetooth LE (Nordic UART Service), and
+ * answers host commands (START, STOP, SEND_INFO, HELLO) from either. Set C3T_TEXT_MODE to 1 for
+ * the plain-text mode of the Edge Impulse data forwarder instead (USB serial only).
+ *
+ * Build: copy the portable library into the sketch first (Arduino compiles src/ of a sketch):
+ *     make -C firmware_bridge arduino      # -> examples/nano33_ble_sense/src/c3t/
+ * then open this folder in the Arduino IDE (board "Arduino Nano 33 BLE", libraries
+ * Arduino_LSM9DS1 and ArduinoBLE) or: arduino-cli compile -b arduino:mbed_nano:nano33ble .
+ * Rev2 boards carry a BMI270/BMM150 instead: replace the three IMU calls (begin, available, read)
+ * with those of Arduino_BMI270_BMM150; everything else stays.
+ */
+#include <Arduino_LSM9DS1.h>
+#include <ArduinoBLE.h>
+
+#include "src/c3t/c3t_proto.h"
+
+#ifndef C3T_TEXT_MODE
+#define C3T_TEXT_MODE 0
+#endif
+#define SAMPLES_PER_FRAME 10   /* 10 samples = 136 bytes on the wire: one notification at MTU >= 139 */
+#define ACC_RANGE_G 4.0f       /* Arduino_LSM9DS1 configures +/-4 g ... */
+#define GYRO_RANGE_DPS 2000.0f /* ... and +/-2000 deg/s */
+#define BLE_CHUNK 20           /* bytes per notification: 20 works at every MTU (23 is the minimum) */
+
+static const char *NUS_SERVICE = "6E400001-B5A3-F393-E0A9-E50E24DCCA9E";
+static const char *NUS_RX = "6E400002-B5A3-F393-E0A9-E50E24DCCA9E"; /* host writes commands */
+static const char *NUS_TX = "6E400003-B5A3-F393-E0A9-E50E24DCCA9E"; /* device notifies frames */
+
+static BLEService nus(NUS_SERVICE);
+static BLECharacteristic tx(NUS_TX, BLENotify, 244);
+static BLECharacteristic rx(NUS_RX, BLEWrite | BLEWriteWithoutResponse, 64);
+
+static c3t_encoder_t enc;
+static c3t_device_info_t info;
+static c3t_command_parser_t serial_parser;
+static c3t_command_parser_t ble_parser;
+static uint8_t wire_buf[C3T_IMU_WIRE_MAX(SAMPLES_PER_FRAME, 6) + 200];
+static int16_t batch[SAMPLES_PER_FRAME * 6];
+static int n_batch = 0;
+static uint32_t batch_t_us = 0;
+static bool running = true;
+static bool ble_ok = false;
+
+static int16_t quantize(float value, float scale)
+{
+    float q = value / scale;
+    q += (q >= 0.0f) ? 0.5f : -0.5f;
+    if (q > 32767.0f) return 32767;
+    if (q < -32768.0f) return -32768;
+    return (int16_t)q;
+}
+
+/* Send one wire frame on every link: USB serial, and BLE when a central subscribed. */
+static void send(const uint8_t *buf, size_t len)
+{
+    if (len == 0) return;
+    if (Serial) Serial.write(buf, len);
+    if (ble_ok && tx.subscribed()) {
+        for (size_t off = 0; off < len; off += BLE_CHUNK) {
+            size_t n = len - off < BLE_CHUNK ? len - off : BLE_CHUNK;
+            tx.writeValue(buf + off, (int)n);
+        }
+    }
+}
+
+static void send_info(void)
+{
+    send(wire_buf, c3t_encode_info(&enc, micros(), &info, wire_buf, sizeof wire_buf));
+}
+
+static void send_event(uint8_t code, uint16_t detail, const char *msg)
+{
+    send(wire_buf, c3t_encode_event(&enc, micros(), code, detail, msg, strlen(msg), wire_buf, sizeof wire_buf));
+}
+
+static void handle_command(const c3t_command_t *cmd)
+{
+    switch (cmd->code) {
+    case C3T_CMD_START:
+        send_event(C3T_EVENT_ACK, cmd->code, "");
+        if (!running) { running = true; n_batch = 0; send_event(C3T_EVENT_STARTED, 0, ""); }
+        break;
+    case C3T_CMD_STOP:
+        send_event(C3T_EVENT_ACK, cmd->code, "");
+        if (running) { running = false; send_event(C3T_EVENT_STOPPED, 0, ""); }
+        break;
+    case C3T_CMD_SEND_INFO:
+        send_event(C3T_EVENT_ACK, cmd->code, "");
+        send_info();
+        break;
+    case C3T_CMD_HELLO:
+        if (cmd->n_args < 1 || cmd->args[0] < info.protocol_min) {
+            send_event(C3T_EVENT_NACK, cmd->code, "unsupported protocol version");
+        } else {
+            enc.version = cmd->args[0] < info.protocol_max ? cmd->args[0] : info.protocol_max;
+            send_event(C3T_EVENT_ACK, cmd->code, "");
+            send_info();
+        }
+        break;
+    default:
+        send_event(C3T_EVENT_NACK, cmd->code, "unknown command");
+    }
+}
+
+static void describe_device(void)
+{
+    memset(&info, 0, sizeof info);
+    info.protocol_min = C3T_PROTOCOL_VERSION;
+    info.protocol_max = C3T_PROTOCOL_VERSION;
+    info.fw_major = 1;
+    info.n_channels = 6;
+    info.max_samples_per_frame = SAMPLES_PER_FRAME;
+    info.sample_rate_hz = IMU.accelerationSampleRate();
+    for (int i = 0; i < 6; ++i) {
+        c3t_channel_t *c = &info.channels[i];
+        c->kind = i < 3 ? C3T_KIND_ACC : C3T_KIND_GYRO;
+        c->axis = (uint8_t)(i % 3);
+        c->unit = i < 3 ? C3T_UNIT_G : C3T_UNIT_DEG_PER_S;
+        c->range = i < 3 ? ACC_RANGE_G : GYRO_RANGE_DPS;
+        c->scale = c->range / 32768.0f;
+    }
+    /* nRF52840 factory id; boot id from the hardware random number generator */
+    uint32_t id0 = NRF_FICR->DEVICEID[0], id1 = NRF_FICR->DEVICEID[1];
+    for (int i = 0; i < 4; ++i) {
+        info.device_id[i] = (uint8_t)(id0 >> (8 * i));
+        info.device_id[4 + i] = (uint8_t)(id1 >> (8 * i));
+    }
+    NRF_RNG->TASKS_START = 1;
+    for (int i = 0; i < 4; ++i) {
+        NRF_RNG->EVENTS_VALRDY = 0;
+        while (!NRF_RNG->EVENTS_VALRDY) {}
+        info.boot_id = (info.boot_id << 8) | (NRF_RNG->VALUE & 0xFFu);
+    }
+    NRF_RNG->TASKS_STOP = 1;
+    if (info.boot_id == 0) info.boot_id = 1;
+    strncpy(info.name, "c3t-nano33", C3T_MAX_NAME);
+}
+
+void setup()
+{
+    Serial.begin(115200); /* USB CDC: the baud rate is nominal, the link runs at USB speed */
+    c3t_encoder_init(&enc);
+    c3t_command_parser_init(&serial_parser);
+    c3t_command_parser_init(&ble_parser);
+    if (!IMU.begin()) {
+        while (true) {
+#if C3T_TEXT_MODE
+            Serial.println("ERR: Failed to initialize IMU!");
+#else
+            send_event(C3T_EVENT_ERROR, 1, "IMU init failed");
+#endif
+            delay(1000);
+        }
+    }
+    describe_device();
+#if C3T_TEXT_MODE
+    Serial.println(); /* an empty first line: the host drops the first (maybe partial) line */
+#else
+    if (BLE.begin()) {
+        BLE.setLocalName(info.name);
+        BLE.setAdvertisedService(nus);
+        nus.addCharacteristic(tx);
+        nus.addCharacteristic(rx);
+        BLE.addService(nus);
+        BLE.advertise();
+        ble_ok = true;
+    }
+    const uint8_t delimiter = 0;
+    send(&delimiter, 1); /* ends any partial frame a receiver may hold */
+    send_info();         /* sequence 0, BOOT flag */
+    send_event(C3T_EVENT_BOOT, 0, "c3t-nano33");
+#endif
+}
+
+static void poll_commands(void)
+{
+    c3t_command_t cmd;
+    while (Serial.available() > 0) {
+        if (c3t_command_parser_push(&serial_parser, (uint8_t)Serial.read(), &cmd) == C3T_PARSE_COMMAND) {
+            handle_command(&cmd);
+        }
+    }
+    if (!ble_ok) return;
+    static bool was_subscribed = false;
+    BLE.poll();
+    bool subscribed = tx.subscribed();
+    if (subscribed && !was_subscribed) send_info(); /* a new BLE host needs the scales */
+    was_subscribed = subscribed;
+    if (rx.written()) {
+        const uint8_t *data = rx.value();
+        int len = rx.valueLength();
+        for (int i = 0; i < len; ++i) {
+            if (c3t_command_parser_push(&ble_parser, data[i], &cmd) == C3T_PARSE_COMMAND) handle_command(&cmd);
+        }
+    }
+}
+
+void loop()
+{
+    float ax, ay, az, gx, gy, gz;
+#if !C3T_TEXT_MODE
+    poll_commands();
+#endif
+    if (!running || !IMU.accelerationAvailable() || !IMU.gyroscopeAvailable()) return;
+    uint32_t now = micros();
+    IMU.readAcceleration(ax, ay, az);
+    IMU.readGyroscope(gx, gy, gz);
+#if C3T_TEXT_MODE
+    Serial.print(ax, 4); Serial.print('\t'); Serial.print(ay, 4); Serial.print('\t'); Serial.print(az, 4);
+    Serial.print('\t'); Serial.print(gx, 2); Serial.print('\t'); Serial.print(gy, 2); Serial.print('\t');
+    Serial.println(gz, 2);
+    (void)now;
+#else
+    const float v[6] = {ax, ay, az, gx, gy, gz};
+    if (n_batch == 0) batch_t_us = now;
+    for (int i = 0; i < 6; ++i) batch[n_batch * 6 + i] = quantize(v[i], info.channels[i].scale);
+    if (++n_batch == SAMPLES_PER_FRAME) {
+        send(wire_buf, c3t_encode_imu(&enc, batch_t_us, batch, SAMPLES_PER_FRAME, 6, wire_buf, sizeof wire_buf));
+        n_batch = 0;
+    }
+#endif
+}
