@@ -7,7 +7,6 @@ directory, so tests never write into the source tree.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -186,7 +185,3 @@ def write_csv(path: Path, samples: np.ndarray, header: bool = True) -> Path:
             f.write("ax,ay,az,gx,gy,gz\n")
         np.savetxt(f, samples, delimiter=",", fmt="%.9g")
     return path
-
-
-def env_without_torch() -> dict[str, str]:
-    return dict(os.environ)

@@ -156,6 +156,14 @@ def test_info_every(sim, one_trial) -> None:
     assert dec.stats.resets == 0
 
 
+def test_out_to_a_file_replaces_it(sim, one_trial, tmp_path) -> None:
+    data, csv = one_trial
+    out = tmp_path / "stream.bin"
+    out.write_bytes(b"\xff" * 100_000)  # longer than the stream: must not survive
+    run_sim(sim, "--csv", str(csv), "--out", str(out))
+    assert out.read_bytes() == run_sim(sim, "--csv", str(csv))
+
+
 def test_stdin_without_header_and_rate(sim) -> None:
     csv = b"0.5,0,-0.5,10,20,30\n1,0,-1,-10,-20,-30\n"
     items, dec = decode(run_sim(sim, "--csv", "-", "--rate", "200", input=csv))

@@ -10,6 +10,7 @@ a Raspberry Pi keeps up with any serial or BLE rate.
 from __future__ import annotations
 
 import binascii
+import struct
 from typing import Protocol
 
 import numpy as np
@@ -39,6 +40,31 @@ _COMMAND = int(FrameType.COMMAND)
 _MIN_BULK = 4
 #: Up to this many frames in a block, COBS code bytes are walked in Python rather than numpy.
 _PY_CHAIN_MAX_FRAMES = 256
+
+
+#: version, type, seq, t_us, n_samples, n_channels: the first 12 bytes of a sample frame.
+_PREFIX = struct.Struct("<BBIIBB")
+#: Blocks of at most this many frames are decoded without numpy (cheaper per call).
+_SMALL_BLOCK_FRAMES = 32
+#: Up to this many sample frames, their payloads are joined in Python rather than gathered by numpy.
+_JOIN_MAX_FRAMES = 64
+
+
+def _cobs_decode_or_none(enc: bytes) -> bytes | None:
+    """COBS-decode one frame that contains no 0x00; None when a code runs past the end."""
+    out = bytearray()
+    i = 0
+    n = len(enc)
+    while i < n:
+        code = enc[i]
+        j = i + code
+        if j > n:
+            return None
+        out += enc[i + 1 : j]
+        if code != 0xFF and j < n:
+            out.append(0)
+        i = j
+    return bytes(out)
 
 
 class StreamDecoder(Protocol):
@@ -137,6 +163,8 @@ class FrameDecoder:
     # ------------------------------------------------------------------ frame chunks -> items
     def _decode_block(self, block: bytes) -> list[DecodedItem]:
         """Decode ``block``: whole COBS frames, each followed by 0x00 (the last byte is 0x00)."""
+        if block.count(0) <= _SMALL_BLOCK_FRAMES:
+            return self._decode_small_block(block)
         stats = self.stats
         a = np.frombuffer(block, dtype=np.uint8)
         ends = np.flatnonzero(a == 0)
@@ -183,7 +211,30 @@ class FrameDecoder:
         de = de[size_ok]
         if ds.size == 0:
             return []
-        return self._process_frames(dec, ds, de)
+        return self._process_frames(dec.tobytes(), ds.tolist(), de.tolist())
+
+    def _decode_small_block(self, block: bytes) -> list[DecodedItem]:
+        """The same as :meth:`_decode_block` for a few frames, without numpy's per-call overhead."""
+        stats = self.stats
+        frames: list[bytes] = []
+        for piece in block.split(b"\x00")[:-1]:
+            if not piece:
+                continue
+            raw = _cobs_decode_or_none(piece) if MIN_FRAME_SIZE < len(piece) <= MAX_ENCODED_SIZE else None
+            if raw is None or not MIN_FRAME_SIZE <= len(raw) <= MAX_FRAME_SIZE:
+                stats.corrupt += 1
+                continue
+            frames.append(raw)
+        if not frames:
+            return []
+        ds_l: list[int] = []
+        de_l: list[int] = []
+        pos = 0
+        for raw in frames:
+            ds_l.append(pos)
+            pos += len(raw)
+            de_l.append(pos)
+        return self._process_frames(b"".join(frames), ds_l, de_l)
 
     @staticmethod
     def _cobs_chains_python(
@@ -234,16 +285,23 @@ class FrameDecoder:
             pos = nxt
         return ok
 
-    def _process_frames(self, dec: np.ndarray, ds: np.ndarray, de: np.ndarray) -> list[DecodedItem]:
-        """Check, sequence and collect the decoded frames ``dec[ds[i]:de[i]]`` (CRC included)."""
-        stats = self.stats
-        raw_bytes = dec.tobytes()
+    def _process_frames(self, raw_bytes: bytes, ds_l: list[int], de_l: list[int]) -> list[DecodedItem]:
+        """Check, sequence and collect the decoded frames ``raw_bytes[ds_l[i]:de_l[i]]`` (CRC included)."""
         mv = memoryview(raw_bytes)
-        ds_l = ds.tolist()
-        de_l = de.tolist()
         crc_hqx = binascii.crc_hqx
         crcs = [raw_bytes[b - 2] | raw_bytes[b - 1] << 8 for b in de_l]
         crc_ok = [crc_hqx(mv[a_ : b - 2], 0xFFFF) == c for a_, b, c in zip(ds_l, de_l, crcs, strict=True)]
+        n_frames = len(ds_l)
+        if n_frames < _MIN_BULK:
+            # Too few frames for bulk handling: plain Python, every frame through the general path.
+            heads = [_PREFIX.unpack_from(raw_bytes, a_) for a_ in ds_l]
+            version_l, type_l, seq_l, t_l, ns_l, nc_l = (list(col) for col in zip(*heads, strict=True))
+            return self._sequence_frames(
+                raw_bytes, ds_l, de_l, crcs, crc_ok, version_l, type_l, seq_l, t_l, ns_l, nc_l, None
+            )
+        dec = np.frombuffer(raw_bytes, dtype=np.uint8)
+        ds = np.asarray(ds_l, dtype=np.int64)
+        de = np.asarray(de_l, dtype=np.int64)
         hdr = dec[ds[:, None] + np.arange(HEADER_SIZE + IMU_PREFIX_SIZE)]
         seq_t = np.ascontiguousarray(hdr[:, 2:10]).view("<u4").astype(np.int64)
         version_l = hdr[:, 0].tolist()
@@ -254,7 +312,6 @@ class FrameDecoder:
         nc_arr = hdr[:, 11].astype(np.int64)
         ns_l = ns_arr.tolist()
         nc_l = nc_arr.tolist()
-        n_frames = len(ds_l)
 
         # Sample frames that are valid on their own and follow their predecessor without a gap
         # are handled in bulk; every other frame goes through the general per-frame path.
@@ -269,7 +326,47 @@ class FrameDecoder:
         follows[1:] = regular[1:] & regular[:-1] & (np.diff(seq_t[:, 0]) == 1) & (np.diff(seq_t[:, 1]) >= 0)
         breaks = np.flatnonzero(~follows).tolist()
         breaks.append(n_frames)
+        return self._sequence_frames(
+            raw_bytes,
+            ds_l,
+            de_l,
+            crcs,
+            crc_ok,
+            version_l,
+            type_l,
+            seq_l,
+            t_l,
+            ns_l,
+            nc_l,
+            (breaks, seq_t, nc_arr),
+        )
 
+    def _sequence_frames(
+        self,
+        raw_bytes: bytes,
+        ds_l: list[int],
+        de_l: list[int],
+        crcs: list[int],
+        crc_ok: list[bool],
+        version_l: list[int],
+        type_l: list[int],
+        seq_l: list[int],
+        t_l: list[int],
+        ns_l: list[int],
+        nc_l: list[int],
+        bulk_plan: tuple[list[int], np.ndarray, np.ndarray] | None,
+    ) -> list[DecodedItem]:
+        """Sequence numbers, time, frame types: the state machine over the frames, in order.
+
+        ``bulk_plan`` (breaks, seq/time array, channel counts) marks runs of regular sample frames
+        that skip the per-frame path; None sends every frame through it."""
+        stats = self.stats
+        n_frames = len(ds_l)
+        if bulk_plan is None:
+            breaks = list(range(n_frames + 1))
+            seq_t = nc_arr = None
+        else:
+            breaks, seq_t, nc_arr = bulk_plan
         items: list = []
         # A run of in-order sample frames that becomes one SampleBatch: (frame indices, t0 us, n).
         run_idx: list[int] = []
@@ -436,20 +533,28 @@ class FrameDecoder:
         close_run()
         if not any(isinstance(it, tuple) for it in items):
             return items
-        return self._build_batches(items, dec, ds, de)
+        return self._build_batches(items, raw_bytes, ds_l, de_l)
 
     def _build_batches(
-        self, items: list, dec: np.ndarray, ds: np.ndarray, de: np.ndarray
+        self, items: list, raw_bytes: bytes, ds_l: list[int], de_l: list[int]
     ) -> list[DecodedItem]:
         """Replace the run markers in ``items`` with SampleBatch objects (one gather for all)."""
         runs = [it for it in items if isinstance(it, tuple)]
-        idx = np.concatenate([np.asarray(r[0], dtype=np.int64) for r in runs])
-        ps = ds[idx] + _SAMPLE_OFFSET
-        pe = de[idx] - 2
-        mark = np.zeros(dec.size + 1, dtype=np.int8)
-        mark[ps] = 1
-        mark[pe] = -1
-        sample_bytes = dec[np.cumsum(mark[:-1], dtype=np.int32).astype(bool)]
+        n_run_frames = sum(len(r[0]) for r in runs)
+        if n_run_frames <= _JOIN_MAX_FRAMES:
+            sample_bytes = np.frombuffer(
+                b"".join(raw_bytes[ds_l[i] + _SAMPLE_OFFSET : de_l[i] - 2] for r in runs for i in r[0]),
+                dtype=np.uint8,
+            )
+        else:
+            dec = np.frombuffer(raw_bytes, dtype=np.uint8)
+            idx = np.concatenate([np.asarray(r[0], dtype=np.int64) for r in runs])
+            ps = np.asarray(ds_l, dtype=np.int64)[idx] + _SAMPLE_OFFSET
+            pe = np.asarray(de_l, dtype=np.int64)[idx] - 2
+            mark = np.zeros(dec.size + 1, dtype=np.int8)
+            mark[ps] = 1
+            mark[pe] = -1
+            sample_bytes = dec[np.cumsum(mark[:-1], dtype=np.int32).astype(bool)]
         out: list[DecodedItem] = []
         offset = 0
         for it in items:

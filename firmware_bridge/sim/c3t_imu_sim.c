@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -595,17 +596,20 @@ static void open_output(const options_t *o)
 {
     int fd;
     struct termios tio;
+    struct stat st;
     if (o->out == NULL) {
         return;
     }
-    fd = open(o->out, O_RDWR | O_NOCTTY);
+    if (stat(o->out, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fd = open(o->out, O_RDWR | O_NOCTTY); /* a serial device or pty: answer commands there */
+    } else {
+        fd = open(o->out, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* a file: write only */
+    }
     if (fd < 0) {
-        fd = open(o->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) {
-            fprintf(stderr, "c3t-imu-sim: cannot open %s: %s\n", o->out, strerror(errno));
-            exit(1);
-        }
-    } else if (isatty(fd) && tcgetattr(fd, &tio) == 0) {
+        fprintf(stderr, "c3t-imu-sim: cannot open %s: %s\n", o->out, strerror(errno));
+        exit(1);
+    }
+    if (isatty(fd) && tcgetattr(fd, &tio) == 0) {
         /* raw mode: bytes pass unchanged in both directions */
         tio.c_iflag &= (tcflag_t) ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
         tio.c_oflag &= (tcflag_t)~OPOST;
@@ -614,8 +618,8 @@ static void open_output(const options_t *o)
         tio.c_cflag |= CS8;
         tcsetattr(fd, TCSANOW, &tio);
         cmd_fd = fd;
-    } else {
-        cmd_fd = -1; /* a regular file: write only */
+    } else if (fstat(fd, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        cmd_fd = fd;
     }
     out_fd = fd;
 }
