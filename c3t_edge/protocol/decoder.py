@@ -51,7 +51,27 @@ _JOIN_MAX_FRAMES = 64
 
 
 def _cobs_decode_or_none(enc: bytes) -> bytes | None:
-    """COBS-decode one frame that contains no 0x00; None when a code runs past the end."""
+    """COBS-decode one frame that contains no 0x00; None when a code runs past the end.
+
+    Every code byte after the first stands exactly where the decoded data has a zero, so (without
+    0xFF blocks, i.e. for frames under 254 bytes) decoding is: zero those, drop the first."""
+    n = len(enc)
+    out = bytearray(enc)
+    i = enc[0]
+    while i < n:
+        code = enc[i]
+        if code == 0xFF:
+            return _cobs_decode_blocks(enc)
+        out[i] = 0
+        i += code
+    if i != n or enc[0] == 0xFF:
+        return _cobs_decode_blocks(enc) if i == n else None
+    del out[0]
+    return bytes(out)
+
+
+def _cobs_decode_blocks(enc: bytes) -> bytes | None:
+    """Block-by-block COBS decoding (handles 0xFF blocks); None when a code runs past the end."""
     out = bytearray()
     i = 0
     n = len(enc)
