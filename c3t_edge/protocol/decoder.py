@@ -2,9 +2,12 @@
 
 :class:`FrameDecoder` accepts any chunking of the byte stream (one byte at a time, or megabytes),
 never raises on bad input, resynchronises at the next ``0x00`` after any damage and counts what
-happened in :attr:`FrameDecoder.stats`. It decodes all the complete frames of a chunk at once with
-numpy (COBS, headers and samples are vectorised; the CRC is :func:`binascii.crc_hqx`, in C) so that
-a Raspberry Pi keeps up with any serial or BLE rate.
+happened in :attr:`FrameDecoder.stats`.
+
+Speed: the CRC is :func:`binascii.crc_hqx` (C). A chunk with a few frames (a live serial or BLE
+read) is decoded in plain Python; a large one (a recording, a big read) with numpy: COBS chains are
+walked for all frames in lock-step, headers are gathered at once, runs of in-order sample frames
+skip the per-frame state machine, and all samples are gathered with one mask.
 """
 
 from __future__ import annotations
@@ -35,13 +38,10 @@ _SAMPLE_OFFSET = HEADER_SIZE + IMU_PREFIX_SIZE
 _INFO = int(FrameType.DEVICE_INFO)
 _IMU = int(FrameType.IMU_SAMPLES)
 _EVENT = int(FrameType.EVENT)
-_COMMAND = int(FrameType.COMMAND)
 #: Runs of at least this many regular sample frames skip the per-frame loop.
 _MIN_BULK = 4
 #: Up to this many frames in a block, COBS code bytes are walked in Python rather than numpy.
 _PY_CHAIN_MAX_FRAMES = 256
-
-
 #: version, type, seq, t_us, n_samples, n_channels: the first 12 bytes of a sample frame.
 _PREFIX = struct.Struct("<BBIIBB")
 #: Blocks of at most this many frames are decoded without numpy (cheaper per call).
@@ -56,16 +56,18 @@ def _cobs_decode_or_none(enc: bytes) -> bytes | None:
     Every code byte after the first stands exactly where the decoded data has a zero, so (without
     0xFF blocks, i.e. for frames under 254 bytes) decoding is: zero those, drop the first."""
     n = len(enc)
-    out = bytearray(enc)
     i = enc[0]
+    if i == 0xFF:
+        return _cobs_decode_blocks(enc)
+    out = bytearray(enc)
     while i < n:
         code = enc[i]
         if code == 0xFF:
             return _cobs_decode_blocks(enc)
         out[i] = 0
         i += code
-    if i != n or enc[0] == 0xFF:
-        return _cobs_decode_blocks(enc) if i == n else None
+    if i != n:
+        return None
     del out[0]
     return bytes(out)
 

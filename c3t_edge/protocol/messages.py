@@ -111,7 +111,8 @@ class SampleBatch:
 
     ``t``: float64, shape (n,), device time in seconds since the device booted (timestamp wraps are
     already unwrapped). ``samples``: float32, shape (n, C), in the declared units (g, deg/s).
-    ``raw``: the int16 counts, shape (n, C). A new batch starts after a lost frame, a device
+    ``raw``: the int16 counts, shape (n, C), read-only (text mode: the values as printed, float32).
+    A new batch starts after a lost frame, a device
     reset, an event or a new device description, so ``lost_before`` and ``boot`` describe the
     whole batch.
     """

@@ -159,7 +159,8 @@ class TextDecoder:
         return items
 
     def _batch(self, values: list[list[float]]) -> _SampleBatch:
-        samples = np.asarray(values, dtype=np.float32)
+        raw = np.asarray(values, dtype=np.float32)
+        samples = raw.copy()
         if self.acc_unit == "m/s2" and samples.shape[1] >= 3:
             samples[:, :3] /= np.float32(STANDARD_GRAVITY)
         n = samples.shape[0]
@@ -171,7 +172,7 @@ class TextDecoder:
         return _SampleBatch(
             t=t,
             samples=samples,
-            raw=samples,
+            raw=raw,
             info=self.info,
             seq=-1,
             n_frames=n,
