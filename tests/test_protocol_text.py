@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from c3t_edge.protocol import DeviceEvent, EventCode, SampleBatch, TextDecoder
 from c3t_edge.protocol.text import STANDARD_GRAVITY
@@ -93,3 +95,21 @@ def test_nan_and_inf_are_not_samples() -> None:
     items, dec = decode(b"\nnan,1,2,3,4,5\ninf,1,2,3,4,5\n1,2,3,4,5,6\n")
     (batch,) = [b for b in items if isinstance(b, SampleBatch)]
     assert batch.samples.shape == (1, 6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(ARDUINO)), max_size=40))
+def test_any_split_of_sketch_output_gives_the_same_items(cuts) -> None:
+    whole, _ = decode(ARDUINO)
+    dec = TextDecoder()
+    items = []
+    bounds = sorted({0, len(ARDUINO), *cuts})
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        items += dec.feed(ARDUINO[a:b])
+    items += dec.finish()
+    got = np.concatenate([b.samples for b in items if isinstance(b, SampleBatch)])
+    np.testing.assert_array_equal(got, EXPECTED)
+    assert [e.message for e in items if isinstance(e, DeviceEvent)] == [
+        e.message for e in whole if isinstance(e, DeviceEvent)
+    ]
+    assert dec.stats.bad_lines == 1 and dec.stats.samples == 4
