@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 _print_batch(item, args.json, out)
             else:
                 print(_describe(item, args.json, args.text), file=err)
+        out.flush()  # a live stream (a pipe from a port) shows its samples as they arrive
     for item in decoder.finish():
         if isinstance(item, SampleBatch):
             _print_batch(item, args.json, out)
