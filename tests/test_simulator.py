@@ -278,6 +278,9 @@ def test_answers_host_commands_on_a_pty(sim, tmp_path) -> None:
         os.write(master, command_bytes(CommandCode.SEND_INFO, seq=1))
         got = _read_until(master, dec, lambda it: any(isinstance(i, DeviceInfo) for i in it))
         assert events(got, EventCode.ACK)[0].detail == CommandCode.SEND_INFO
+        os.write(master, command_bytes(CommandCode.HELLO, seq=2, args=bytes([7])))  # host speaks up to 7
+        got = _read_until(master, dec, lambda it: any(isinstance(i, DeviceInfo) for i in it))
+        assert events(got, EventCode.ACK)[0].detail == CommandCode.HELLO  # device answers in version 1
         os.write(master, command_bytes(CommandCode.HELLO, seq=2, args=bytes([0])))
         got = _read_until(master, dec, lambda it: events(it, EventCode.NACK))
         assert "version" in events(got, EventCode.NACK)[0].message
