@@ -1,0 +1,57 @@
+"""Train one method on camera (+IMU) data into a run directory (config.json, model.pt, metrics.json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_common_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``train`` and ``evaluate``."""
+    parser.add_argument("--data", metavar="DIR",
+                        help="dataset folder (UTD-MHAD layout or manifest.csv); default $C3T_DATA or "
+                             "../shared/datasets/utd-mhad")
+    parser.add_argument("--camera", choices=("depth", "skeleton", "rgb"), default="depth")
+    parser.add_argument("--placement", choices=("wrist", "thigh", "all"), default="all",
+                        help="which UTD-MHAD actions are classes (wrist: 1-21, thigh: 22-27)")
+    parser.add_argument("--steps", type=int, default=None, metavar="N",
+                        help="optimiser steps per training stage (default: the method's)")
+    parser.add_argument("--split", choices=("development", "all-subjects"), default="development",
+                        help="development: train subjects 1,3,5, test 2,4,6; all-subjects: ship a model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def base_config(args: argparse.Namespace, method: str, seed: int = 0):
+    from c3t_edge.methods import TrainConfig, default_config
+
+    config: TrainConfig = default_config(method, camera=args.camera, placement=args.placement, seed=seed)
+    if args.steps is not None:
+        if args.steps < 1:
+            from c3t_edge.errors import C3TEdgeError
+
+            raise C3TEdgeError("--steps must be at least 1")
+        config.steps = args.steps
+    return config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", required=True, choices=("supervised", "camera", "st", "ca", "c3t"))
+    add_common_training_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, metavar="RUN_DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from c3t_edge.training import train_run
+
+    config = base_config(args, args.method, args.seed)
+    metrics = train_run(config, args.data, args.out, split=args.split, progress=not args.quiet)
+    summary = {k: metrics[k] for k in ("method", "train_seconds", "parameters")}
+    if "test" in metrics:
+        summary.update(accuracy=round(metrics["test"]["accuracy"], 4),
+                       macro_f1=round(metrics["test"]["macro_f1"], 4))
+    for problem in metrics["problems"]:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(json.dumps({"run_dir": args.out, **summary}))
+    return 0

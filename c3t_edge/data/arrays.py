@@ -1,0 +1,206 @@
+"""Preprocessed whole trials in memory (cached on disk) and the windows cut from them.
+
+:func:`load_trial_arrays` reads every trial of a dataset once, preprocesses it
+(:mod:`c3t_edge.data.preprocess`) and caches the result keyed by the dataset's files and the
+preprocessing configuration. :class:`TrialArrays` then cuts paired (IMU, camera) windows on the
+common time base, optionally shifted, dilated, jittered or misaligned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from c3t_edge.data import preprocess as pp
+from c3t_edge.data.trials import Dataset
+from c3t_edge.errors import DataError
+
+
+@dataclass
+class TrialArrays:
+    """Whole preprocessed trials of one dataset.
+
+    ``imu[i]`` is (T_i, 6) float32 at ``config.imu_rate_hz`` in g and deg/s; ``camera[i]`` is the
+    camera clip (F_i, ...) (depth (F, s, s), skeleton (F, J*3), rgb (F, 3, s, s)) or absent when
+    ``camera_modality`` is None. ``labels`` are class indices into ``class_names``.
+    """
+
+    config: pp.PreprocessConfig
+    class_names: tuple[str, ...]
+    names: list[str]
+    subjects: np.ndarray
+    trials: np.ndarray
+    labels: np.ndarray
+    imu: list[np.ndarray]
+    camera_modality: str | None = None
+    camera: list[np.ndarray] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def camera_shape(self) -> tuple[int, ...]:
+        """Shape of one camera step, e.g. (32, 32) for depth."""
+        return tuple(self.camera[0].shape[1:])
+
+    def windows(
+        self,
+        index: Sequence[int] | np.ndarray,
+        *,
+        shift_samples: int | Sequence[int] = 0,
+        dilation: float = 1.0,
+        camera_offset_samples: int | Sequence[int] = 0,
+        with_camera: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Paired windows for trials ``index``: IMU (n, W, 6) raw units, camera (n, S, ...).
+
+        The IMU window is the centred window (``clip_fit``) moved by ``shift_samples`` (positive = later
+        in the trial) after time-stretching the IMU by ``dilation``; the camera is taken at the IMU
+        window's steps moved by ``camera_offset_samples`` (misalignment of the pair).
+        """
+        cfg = self.config
+        index = np.asarray(index, dtype=np.int64)
+        shifts = np.broadcast_to(np.asarray(shift_samples), index.shape)
+        offsets = np.broadcast_to(np.asarray(camera_offset_samples), index.shape)
+        imu_out = np.empty((len(index), cfg.window_samples, 6), np.float32)
+        cam_out = None
+        if with_camera and self.camera_modality is not None:
+            cam_out = np.empty((len(index), cfg.latent_steps) + self.camera_shape, np.float32)
+        for row, (i, shift, offset) in enumerate(zip(index, shifts, offsets, strict=True)):
+            imu = self.imu[i]
+            n_imu = imu.shape[0]
+            start = pp.centre_start(n_imu, cfg.window_samples) + int(shift)
+            if dilation != 1.0:
+                stretched = pp.dilate(imu, dilation)
+                d_start = pp.centre_start(stretched.shape[0], cfg.window_samples) + int(shift)
+                imu_out[row] = pp.take_window(stretched, d_start, cfg.window_samples)
+            else:
+                imu_out[row] = pp.take_window(imu, start, cfg.window_samples)
+            if cam_out is not None:
+                frames = self.camera[i]
+                positions = pp.camera_positions(n_imu, frames.shape[0], start + int(offset), cfg)
+                cam_out[row] = pp.sample_frames(frames, positions)
+        return imu_out, cam_out
+
+
+def _dataset_fingerprint(dataset: Dataset, modality: str) -> str:
+    digest = hashlib.sha256(str(dataset.root.resolve()).encode())
+    for record in dataset.trials:
+        path = record.files.get(modality)
+        if path is not None:
+            stat = path.stat()
+            digest.update(f"{record.name}|{record.label}|{record.subject}|{record.trial}|"
+                          f"{record.imu_rate_hz}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """``$C3T_CACHE``, else ``~/.cache/c3t-edge``."""
+    env = os.environ.get("C3T_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "c3t-edge"
+
+
+def _preprocess(dataset: Dataset, record, modality: str, config: pp.PreprocessConfig) -> np.ndarray:
+    raw = dataset.read(record, modality)
+    if modality == "imu":
+        return pp.resample_rate(raw, record.imu_rate_hz, config.imu_rate_hz)
+    if modality == "depth":
+        return pp.preprocess_depth(raw, config.depth_size, config.depth_margin)
+    if modality == "skeleton":
+        return pp.preprocess_skeleton(raw)
+    if modality == "rgb":
+        return pp.preprocess_rgb(raw, config.depth_size)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
+def _load_modality(dataset: Dataset, modality: str, config: pp.PreprocessConfig, cache_dir: Path | None,
+                   progress: bool) -> tuple[dict[str, np.ndarray], list[str]]:
+    """name -> preprocessed array for every trial that has ``modality``; problems by trial name."""
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = cache_dir / f"{modality}-{config.key()}-{_dataset_fingerprint(dataset, modality)}.npz"
+        if cache_file.is_file():
+            with np.load(cache_file, allow_pickle=False) as cached:
+                names, lengths, data = list(cached["names"]), cached["lengths"], cached["data"]
+                problems = list(cached["problems"])
+            parts = np.split(data, np.cumsum(lengths)[:-1]) if len(names) else []
+            return dict(zip(names, parts, strict=True)), problems
+    records = [r for r in dataset.trials if r.has(modality)]
+    out: dict[str, np.ndarray] = {}
+    problems: list[str] = []
+    bar = _progress(records, f"preprocessing {modality}", progress)
+    for record in bar:
+        try:
+            out[record.name] = _preprocess(dataset, record, modality, config)
+        except DataError as exc:
+            problems.append(f"{record.name}: {exc}")
+    if cache_file is not None and out:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp.npz")
+        np.savez(tmp, names=np.array(list(out)), lengths=np.array([len(a) for a in out.values()]),
+                 data=np.concatenate(list(out.values())), problems=np.array(problems, dtype=str))
+        os.replace(tmp, cache_file)
+    return out, problems
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, unit="trial", file=sys.stderr, leave=False)
+
+
+def load_trial_arrays(
+    dataset: Dataset,
+    config: pp.PreprocessConfig | None = None,
+    camera: str | None = "depth",
+    *,
+    cache_dir: Path | None | bool = True,
+    progress: bool = False,
+) -> TrialArrays:
+    """Preprocess every trial that has an IMU file (and a ``camera`` file, unless ``camera`` is None).
+
+    Trials that are missing a file or cannot be read are left out and named in ``problems``.
+    ``cache_dir=True`` uses :func:`default_cache_dir`; ``False``/``None`` disables the cache.
+    Raises :class:`DataError` when no trial is left.
+    """
+    config = config or pp.PreprocessConfig()
+    if cache_dir is True:
+        cache_dir = default_cache_dir()
+    elif cache_dir is False:
+        cache_dir = None
+    imu, problems = _load_modality(dataset, "imu", config, cache_dir, progress)
+    problems = list(dataset.problems) + problems
+    cam: dict[str, np.ndarray] = {}
+    if camera is not None:
+        cam, cam_problems = _load_modality(dataset, camera, config, cache_dir, progress)
+        problems += cam_problems
+        for record in dataset.trials:
+            if record.name in imu and not record.has(camera):
+                problems.append(f"{record.name}: no {camera} file")
+    keep = [r for r in dataset.trials if r.name in imu and (camera is None or r.name in cam)]
+    if not keep:
+        detail = f" ({problems[0]})" if problems else ""
+        raise DataError(f"no readable trial in {dataset.root}{detail}")
+    return TrialArrays(
+        config=config,
+        class_names=dataset.labels,
+        names=[r.name for r in keep],
+        subjects=np.array([r.subject for r in keep]),
+        trials=np.array([r.trial for r in keep]),
+        labels=np.array([dataset.label_index(r.label) for r in keep]),
+        imu=[imu[r.name] for r in keep],
+        camera_modality=camera,
+        camera=[cam[r.name] for r in keep] if camera is not None else [],
+        problems=problems,
+    )

@@ -1,0 +1,39 @@
+"""UMA methods behind one interface (:class:`~c3t_edge.methods.base.Method`)."""
+
+from __future__ import annotations
+
+from c3t_edge.errors import C3TEdgeError
+from c3t_edge.methods.base import Method, MethodData, TrainConfig
+from c3t_edge.methods.camera import CameraOnly
+from c3t_edge.methods.supervised import Supervised
+
+#: Method name -> class. Later methods (st, ca, c3t) register here.
+METHODS: dict[str, type[Method]] = {
+    Supervised.name: Supervised,
+    CameraOnly.name: CameraOnly,
+}
+
+
+#: Per-method defaults, chosen on the development protocol (see the README's results section).
+DEFAULTS: dict[str, dict] = {
+    "supervised": {"steps": 1500},
+    "camera": {"steps": 1500},
+}
+
+
+def default_config(method: str, **overrides) -> TrainConfig:
+    """The configuration ``c3t-edge train --method METHOD`` uses, with ``overrides`` applied."""
+    if method not in METHODS:
+        raise C3TEdgeError(f"method {method!r} is not available (yet): choose from {', '.join(METHODS)}")
+    return TrainConfig(method=method, **{**DEFAULTS.get(method, {}), **overrides})
+
+
+def build_method(config: TrainConfig) -> Method:
+    try:
+        cls = METHODS[config.method]
+    except KeyError:
+        raise C3TEdgeError(f"method {config.method!r} is not available (yet): choose from {', '.join(METHODS)}") from None
+    return cls(config)
+
+
+__all__ = ["DEFAULTS", "METHODS", "Method", "MethodData", "TrainConfig", "build_method", "default_config"]

@@ -1,0 +1,243 @@
+"""One interface for every UMA method (``supervised``, ``camera``, ``st``, ``ca``, ``c3t``).
+
+A method is configured by a :class:`TrainConfig`, fitted on a :class:`MethodData` (the training side
+of a split: labelled camera windows, unlabelled paired windows, and - only for ``supervised`` - IMU
+labels), and then predicts from standardised IMU windows alone (``camera`` predicts from camera
+clips: it is the teacher's own accuracy, not an IMU model). Public ``fit`` validates and calls the
+method's private ``_fit``, as scikit-learn estimators do.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from c3t_edge.data.arrays import TrialArrays
+from c3t_edge.data.preprocess import PreprocessConfig, Standardizer
+from c3t_edge.models import ImuEncoder, ImuRecognizer, build_camera_encoder, build_head
+
+
+@dataclass
+class TrainConfig:
+    """Every choice that defines a training run (saved as the run's ``config.json``)."""
+
+    method: str
+    camera: str = "depth"            #: depth | skeleton | rgb
+    placement: str = "all"           #: wrist | thigh | all (which actions are classes)
+    seed: int = 0
+    steps: int = 1500                #: optimiser steps per training stage
+    batch_size: int = 64
+    lr: float = 2e-3                 #: peak one-cycle learning rate (AdamW)
+    weight_decay: float = 1e-2
+    latent_dim: int = 128            #: d, width of each temporal latent vector
+    head: str = "pool"               #: pool | attention
+    jitter_s: float = 0.4            #: training windows start up to +-jitter_s from the centred window
+    misalign_s: float = 0.0          #: training-time random offset between paired camera and IMU (s)
+    temperature: float = 0.1         #: InfoNCE temperature (ca, c3t) / distillation temperature (st)
+    extra: dict = field(default_factory=dict)  #: method-specific options
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        data["preprocess"] = PreprocessConfig(**data.get("preprocess", {}))
+        return cls(**data)
+
+
+class MethodData:
+    """The training side of a split, as a method sees it.
+
+    ``labelled`` trials carry camera clips and labels, ``paired`` trials camera + IMU and - unless the
+    method is ``supervised`` - **no labels** (they are -1 here, so a method cannot read them). IMU
+    windows come out standardised with ``standardizer`` (fitted on the training IMU only).
+    """
+
+    def __init__(self, arrays: TrialArrays, labelled: np.ndarray, paired: np.ndarray, *,
+                 reveal_paired_labels: bool, standardizer: Standardizer | None = None):
+        self.arrays = arrays
+        self.config = arrays.config
+        self.labelled = np.asarray(labelled, dtype=np.int64)
+        self.paired = np.asarray(paired, dtype=np.int64)
+        self._labels = arrays.labels.copy()
+        if not reveal_paired_labels:
+            self._labels[self.paired] = -1
+        self.n_classes = len(arrays.class_names)
+        train = np.concatenate([self.labelled, self.paired])
+        if standardizer is None:
+            imu, _ = arrays.windows(train, with_camera=False)
+            standardizer = Standardizer.fit(imu)
+        self.standardizer = standardizer
+
+    def labels(self, index: np.ndarray) -> np.ndarray:
+        """Labels of trials ``index`` (-1 where hidden)."""
+        return self._labels[index]
+
+    def batch(self, index: np.ndarray, rng: np.random.Generator, *, jitter_s: float, misalign_s: float = 0.0,
+              with_camera: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Augmented training windows of trials ``index``: IMU (n, W, 6) standardised, camera
+        (n, S, ...) or None, labels (n,) (-1 where hidden). Both streams shift together by up to
+        ``jitter_s``; the camera additionally by up to ``misalign_s``."""
+        rate = self.config.imu_rate_hz
+        shift = rng.integers(-int(jitter_s * rate), int(jitter_s * rate) + 1, size=len(index))
+        offset = rng.integers(-int(misalign_s * rate), int(misalign_s * rate) + 1, size=len(index))
+        imu, cam = self.arrays.windows(index, shift_samples=shift, camera_offset_samples=offset,
+                                       with_camera=with_camera)
+        imu_t = torch.from_numpy(self.standardizer(imu))
+        cam_t = torch.from_numpy(cam) if cam is not None else None
+        return imu_t, cam_t, torch.from_numpy(self._labels[index])
+
+
+class Method(ABC):
+    """Base class of the UMA methods. Subclasses set ``name`` and implement ``_fit``."""
+
+    name: ClassVar[str]
+    uses_imu_labels: ClassVar[bool] = False   #: only ``supervised`` may read IMU labels
+    predicts_from: ClassVar[str] = "imu"      #: ``imu``, or ``camera`` for the teacher-only baseline
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.imu_encoder: ImuEncoder | None = None
+        self.imu_head: nn.Module | None = None
+        self.camera_encoder: nn.Module | None = None
+        self.camera_head: nn.Module | None = None
+        self.standardizer_: Standardizer | None = None
+        self.history_: list[dict] = []
+
+    # ----------------------------------------------------------------------------- construction
+    def _new_imu_encoder(self) -> ImuEncoder:
+        p = self.config.preprocess
+        return ImuEncoder(6, self.config.latent_dim, p.window_samples, p.latent_steps)
+
+    def _new_camera_encoder(self, data: MethodData) -> nn.Module:
+        return build_camera_encoder(self.config.camera, data.arrays.camera_shape, self.config.latent_dim)
+
+    def _new_head(self, n_classes: int, kind: str | None = None) -> nn.Module:
+        return build_head(kind or self.config.head, self.config.latent_dim, n_classes,
+                          self.config.preprocess.latent_steps)
+
+    # ------------------------------------------------------------------------------- public API
+    def fit(self, data: MethodData, progress: bool = False) -> Method:
+        """Train on ``data``; returns self. Seeds torch and numpy from ``config.seed``."""
+        if data.arrays.camera_modality != self.config.camera and self.needs_camera():
+            raise ValueError(f"{self.name} needs {self.config.camera} clips, data has "
+                             f"{data.arrays.camera_modality}")
+        torch.manual_seed(self.config.seed)
+        self.standardizer_ = data.standardizer
+        self._fit(data, np.random.default_rng(self.config.seed), progress)
+        for module in self.modules().values():
+            module.eval()
+        return self
+
+    def needs_camera(self) -> bool:
+        return True
+
+    @abstractmethod
+    def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None: ...
+
+    def imu_recognizer(self) -> ImuRecognizer:
+        """The IMU-only model (standardised (n, W, 6) -> logits), as exported in a bundle."""
+        if self.imu_encoder is None or self.imu_head is None:
+            raise ValueError(f"method {self.name!r} has no IMU model")
+        return ImuRecognizer(self.imu_encoder, self.imu_head).eval()
+
+    @torch.no_grad()
+    def predict_logits(self, imu: np.ndarray, camera: np.ndarray | None = None) -> np.ndarray:
+        """Logits (n, n_classes) from standardised IMU windows (n, W, 6) - or from camera clips for
+        the ``camera`` baseline."""
+        model = self.imu_recognizer()
+        return _batched(model, torch.from_numpy(np.ascontiguousarray(imu, np.float32)))
+
+    def modules(self) -> dict[str, nn.Module]:
+        names = ("imu_encoder", "imu_head", "camera_encoder", "camera_head")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def parameters_count(self) -> int:
+        """Parameters of the model that is evaluated (the IMU recogniser, or the camera model)."""
+        if self.predicts_from == "camera":
+            return _count(self.camera_encoder) + _count(self.camera_head)
+        return _count(self.imu_encoder) + _count(self.imu_head)
+
+    def state_dict(self) -> dict:
+        return {name: module.state_dict() for name, module in self.modules().items()}
+
+    def build_modules(self, n_classes: int, camera_step_shape: tuple[int, ...] | None) -> None:
+        """Create untrained modules with the shapes ``_fit`` would create (for loading a run)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, module_state in state.items():
+            getattr(self, name).load_state_dict(module_state)
+        for module in self.modules().values():
+            module.eval()
+
+
+def _count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def _batched(model: nn.Module, inputs: torch.Tensor, batch: int = 256) -> np.ndarray:
+    model.eval()
+    return torch.cat([model(inputs[i:i + batch]) for i in range(0, len(inputs), batch)]).numpy()
+
+
+def optimise(modules: Sequence[nn.Module], steps: int, config: TrainConfig,
+             loss_fn: Callable[[int], tuple[torch.Tensor, dict]], *, desc: str, progress: bool) -> list[dict]:
+    """Run ``steps`` AdamW steps with a one-cycle schedule on ``loss_fn(step) -> (loss, logs)``.
+
+    Returns a short history (every ~5% of steps) of the logged values.
+    """
+    params = [p for m in modules for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps,
+                                                   pct_start=0.15)
+    for module in modules:
+        module.train()
+    history: list[dict] = []
+    every = max(1, steps // 20)
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, desc=desc, unit="step", file=sys.stderr, leave=False)
+        except ImportError:
+            bar = None
+    start = time.perf_counter()
+    for step in range(steps):
+        loss, logs = loss_fn(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 5.0)
+        optimizer.step()
+        schedule.step()
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
+        if step % every == 0 or step == steps - 1:
+            history.append({"step": step, "loss": round(loss.item(), 5),
+                            "seconds": round(time.perf_counter() - start, 2), **logs})
+        if bar is not None:
+            bar.update(1)
+            if step % every == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    if bar is not None:
+        bar.close()
+    for module in modules:
+        module.eval()
+    return history
+
+
+def sample_indices(pool: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random batch from ``pool`` (without replacement when the pool is large enough)."""
+    return rng.choice(pool, size=batch_size, replace=len(pool) < batch_size)
