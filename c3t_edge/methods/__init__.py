@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.methods.base import Method, MethodData, TrainConfig
+from c3t_edge.methods.c3t import CrossModalTransferThroughTime
+from c3t_edge.methods.ca import ContrastiveAlignment
 from c3t_edge.methods.camera import CameraOnly
+from c3t_edge.methods.st import StudentTeacher
 from c3t_edge.methods.supervised import Supervised
 
-#: Method name -> class. Later methods (st, ca, c3t) register here.
+#: Method name -> class.
 METHODS: dict[str, type[Method]] = {
     Supervised.name: Supervised,
     CameraOnly.name: CameraOnly,
+    StudentTeacher.name: StudentTeacher,
+    ContrastiveAlignment.name: ContrastiveAlignment,
+    CrossModalTransferThroughTime.name: CrossModalTransferThroughTime,
 }
 
 
@@ -18,6 +26,9 @@ METHODS: dict[str, type[Method]] = {
 DEFAULTS: dict[str, dict] = {
     "supervised": {"steps": 1500},
     "camera": {"steps": 1500},
+    "st": {"steps": 1500, "temperature": 2.0},
+    "ca": {"steps": 1500, "temperature": 0.1},
+    "c3t": {"steps": 1500, "temperature": 0.1, "head": "attention"},
 }
 
 
@@ -25,14 +36,15 @@ def default_config(method: str, **overrides) -> TrainConfig:
     """The configuration ``c3t-edge train --method METHOD`` uses, with ``overrides`` applied."""
     if method not in METHODS:
         raise C3TEdgeError(f"method {method!r} is not available (yet): choose from {', '.join(METHODS)}")
-    return TrainConfig(method=method, **{**DEFAULTS.get(method, {}), **overrides})
+    return TrainConfig(method=method, **copy.deepcopy({**DEFAULTS.get(method, {}), **overrides}))
 
 
 def build_method(config: TrainConfig) -> Method:
     try:
         cls = METHODS[config.method]
     except KeyError:
-        raise C3TEdgeError(f"method {config.method!r} is not available (yet): choose from {', '.join(METHODS)}") from None
+        raise C3TEdgeError(f"method {config.method!r} is not available (yet): "
+                           f"choose from {', '.join(METHODS)}") from None
     return cls(config)
 
 

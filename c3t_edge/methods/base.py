@@ -120,12 +120,13 @@ class Method(ABC):
         p = self.config.preprocess
         return ImuEncoder(6, self.config.latent_dim, p.window_samples, p.latent_steps)
 
-    def _new_camera_encoder(self, data: MethodData) -> nn.Module:
-        return build_camera_encoder(self.config.camera, data.arrays.camera_shape, self.config.latent_dim)
+    def _new_camera_encoder(self, camera_step_shape: tuple[int, ...] | None) -> nn.Module:
+        return build_camera_encoder(self.config.camera, camera_step_shape, self.config.latent_dim,
+                                    **camera_encoder_options(self.config))
 
-    def _new_head(self, n_classes: int, kind: str | None = None) -> nn.Module:
+    def _new_head(self, n_classes: int, kind: str | None = None, **options) -> nn.Module:
         return build_head(kind or self.config.head, self.config.latent_dim, n_classes,
-                          self.config.preprocess.latent_steps)
+                          self.config.preprocess.latent_steps, **options)
 
     # ------------------------------------------------------------------------------- public API
     def fit(self, data: MethodData, progress: bool = False) -> Method:
@@ -181,6 +182,14 @@ class Method(ABC):
             getattr(self, name).load_state_dict(module_state)
         for module in self.modules().values():
             module.eval()
+
+
+def camera_encoder_options(config: TrainConfig) -> dict:
+    """Camera encoder options from ``config.extra`` (keys ``camera_width``, ``camera_dropout``,
+    ``camera_motion``, ``camera_frame_dropout``, ``camera_hidden``), for :func:`build_camera_encoder`."""
+    names = {"camera_width": "width", "camera_dropout": "dropout", "camera_motion": "motion",
+             "camera_frame_dropout": "frame_dropout", "camera_hidden": "hidden"}
+    return {option: config.extra[key] for key, option in names.items() if key in config.extra}
 
 
 def _count(module: nn.Module | None) -> int:

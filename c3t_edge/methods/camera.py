@@ -7,17 +7,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from c3t_edge.methods.augment import augment_camera
 from c3t_edge.methods.base import Method, MethodData, _batched, optimise, sample_indices
 
 
 def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Generator, progress: bool,
                             desc: str = "camera") -> list[dict]:
-    """Fit ``method.camera_encoder`` + ``method.camera_head`` by cross-entropy on the labelled set."""
+    """Fit ``method.camera_encoder`` + ``method.camera_head`` by cross-entropy on the labelled set
+    (camera clips augmented with ``config.extra["camera_augment"]``, see :func:`augment_camera`)."""
     cfg = method.config
 
     def step(_):
         _imu, cam, labels = data.batch(sample_indices(data.labelled, cfg.batch_size, rng), rng,
                                        jitter_s=cfg.jitter_s)
+        cam = augment_camera(cam, cfg.camera, cfg.extra.get("camera_augment", 0.0))
         loss = F.cross_entropy(method.camera_head(method.camera_encoder(cam)), labels, label_smoothing=0.1)
         return loss, {}
 
@@ -32,9 +35,7 @@ class CameraOnly(Method):
     predicts_from = "camera"
 
     def build_modules(self, n_classes, camera_step_shape=None) -> None:
-        from c3t_edge.models import build_camera_encoder
-
-        self.camera_encoder = build_camera_encoder(self.config.camera, camera_step_shape, self.config.latent_dim)
+        self.camera_encoder = self._new_camera_encoder(camera_step_shape)
         self.camera_head = self._new_head(n_classes)
 
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:

@@ -1,0 +1,97 @@
+"""One conformance test run over every UMA method (scikit-learn style): it fits on a tiny dataset,
+never reads an IMU label unless it is ``supervised``, predicts from IMU alone, and round-trips
+through its state dict as ``load_run`` does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from c3t_edge.data.arrays import TrialArrays
+from c3t_edge.data.preprocess import PreprocessConfig
+from c3t_edge.data.splits import development_split
+from c3t_edge.methods import METHODS, MethodData, build_method, default_config
+from c3t_edge.models import ImuRecognizer
+
+N_CLASSES = 3
+
+
+def tiny_arrays(camera: str, seed: int = 0) -> TrialArrays:
+    """3 classes x 6 subjects x 4 trials; the IMU and camera signals depend on the class."""
+    rng = np.random.default_rng(seed)
+    config = PreprocessConfig(depth_size=8)
+    names, subjects, trials, labels, imu, cam = [], [], [], [], [], []
+    for subject in range(1, 7):
+        for label in range(N_CLASSES):
+            for trial in range(1, 5):
+                n = int(rng.integers(150, 220))
+                t = np.linspace(0, 1, n)[:, None]
+                imu.append((np.sin(2 * np.pi * (label + 1) * t) + 0.3 * rng.standard_normal((n, 6)))
+                           .astype(np.float32))
+                frames = int(rng.integers(40, 70))
+                shape = (frames, 8, 8) if camera == "depth" else (frames, 60)
+                clip = rng.random(shape).astype(np.float32) * 0.2
+                clip[:, label] += 1.0
+                cam.append(clip)
+                names.append(f"a{label + 1}_s{subject}_t{trial}")
+                subjects.append(subject)
+                trials.append(trial)
+                labels.append(label)
+    return TrialArrays(config, tuple(f"class {i}" for i in range(N_CLASSES)), names, np.array(subjects),
+                       np.array(trials), np.array(labels), imu, camera, cam)
+
+
+def fit(method_name: str, arrays: TrialArrays, camera: str):
+    torch.set_num_threads(1)
+    config = default_config(method_name, camera=camera, steps=3, batch_size=8, seed=1)
+    method = build_method(config)
+    split = development_split(arrays.subjects, arrays.trials)
+    data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=method.uses_imu_labels)
+    return method.fit(data), split
+
+
+@pytest.mark.parametrize("camera", ["depth", "skeleton"])
+@pytest.mark.parametrize("method_name", sorted(METHODS))
+def test_method_conformance(method_name: str, camera: str) -> None:
+    arrays = tiny_arrays(camera)
+    method, split = fit(method_name, arrays, camera)
+    assert method.uses_imu_labels == (method_name == "supervised")
+    imu, cam = arrays.windows(split.test)
+    standardised = method.standardizer_(imu)
+    if method.predicts_from == "camera":
+        logits = method.predict_logits(standardised, cam)
+        assert logits.shape == (len(split.test), N_CLASSES)
+        return
+    # Predicts from IMU alone, through the exported recogniser.
+    logits = method.predict_logits(standardised)
+    assert logits.shape == (len(split.test), N_CLASSES) and np.isfinite(logits).all()
+    recognizer = method.imu_recognizer()
+    assert isinstance(recognizer, ImuRecognizer)
+    with torch.no_grad():
+        direct = recognizer(torch.from_numpy(standardised)).numpy()
+    np.testing.assert_allclose(direct, logits, rtol=1e-5, atol=1e-5)
+    assert method.parameters_count() == sum(p.numel() for p in recognizer.parameters())
+
+    # Never reads an IMU label: permuting the paired trials' labels changes nothing (except supervised).
+    permuted = tiny_arrays(camera)
+    paired = split.paired
+    permuted.labels[paired] = (permuted.labels[paired] + 1) % N_CLASSES
+    again, _ = fit(method_name, permuted, camera)
+    same = np.allclose(again.predict_logits(standardised), logits, atol=1e-6)
+    assert same != method.uses_imu_labels
+
+    # Round trip through the state dict, as load_run does.
+    loaded = build_method(method.config)
+    loaded.build_modules(N_CLASSES, arrays.camera_shape)
+    loaded.load_state_dict(method.state_dict())
+    loaded.standardizer_ = method.standardizer_
+    np.testing.assert_allclose(loaded.predict_logits(standardised), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_paired_labels_are_hidden_from_uma_methods() -> None:
+    arrays = tiny_arrays("skeleton")
+    split = development_split(arrays.subjects, arrays.trials)
+    data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
+    assert (data.labels(split.paired) == -1).all()
+    assert (data.labels(split.labelled_camera) >= 0).all()
