@@ -197,7 +197,7 @@ def test_skeleton_is_body_centred_and_scaled():
 def test_standardizer_is_fitted_on_training_trials_only(tmp_path):
     arrays = load_trial_arrays(open_dataset(make_official_tree(tmp_path / "utd")), camera="depth", cache_dir=None)
     split = development_split(arrays.subjects, arrays.trials)
-    arrays.imu = [imu + (100.0 if s in (2, 4) else 0.0) for imu, s in zip(arrays.imu, arrays.subjects)]
+    arrays.imu = [imu + (100.0 if s in (2, 4) else 0.0) for imu, s in zip(arrays.imu, arrays.subjects, strict=True)]
     data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
     train_imu, _ = arrays.windows(split.train, with_camera=False)
     expected = Standardizer.fit(train_imu)
@@ -217,7 +217,7 @@ def test_cache_is_keyed_by_configuration(tmp_path, monkeypatch):
 
     monkeypatch.setattr(type(dataset), "read", fail)
     again = load_trial_arrays(dataset, camera="depth", cache_dir=cache)
-    assert all(np.array_equal(a, b) for a, b in zip(first.camera, again.camera))
+    assert all(np.array_equal(a, b) for a, b in zip(first.camera, again.camera, strict=True))
     with pytest.raises(AssertionError, match="read from disk"):
         load_trial_arrays(dataset, PreprocessConfig(depth_size=16), camera="depth", cache_dir=cache)
 
