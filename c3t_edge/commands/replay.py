@@ -1,17 +1,57 @@
-"""Feed a recording through the streaming pipeline."""
+"""Feed a recording (from `c3t-edge record`) through the streaming pipeline.
+
+The same pipeline as `stream`, on the bytes stored in FILE: deterministic (the same events every
+run, at every speed), at the recorded pace by default, --speed X times faster, or
+--as-fast-as-possible. A recording cut short (a crash, kill -9) plays up to its last full record.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
-from c3t_edge.errors import NotAvailableYet
+from c3t_edge.errors import C3TEdgeError
+from c3t_edge.runtime.options import (
+    add_model_flags,
+    add_output_flags,
+    add_recognition_flags,
+    load_calibration,
+    model_from_args,
+    pipeline_from_args,
+    run_async,
+    sink_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE")
-    parser.add_argument("--model", default="default", metavar="BUNDLE")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("file", metavar="FILE", help="a recording (.c3trec)")
+    add_model_flags(parser)
+    parser.add_argument("--calibration", metavar="PROFILE",
+                        help="sensor calibration profile (default: none, samples used as recorded)")
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0, metavar="X",
+                      help="play X times faster than recorded (default 1: the recorded pace)")
+    pace.add_argument("--as-fast-as-possible", "--fast", dest="fast", action="store_true",
+                      help="no pacing at all")
+    add_output_flags(parser)
+    add_recognition_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailableYet("'replay' has not landed yet (issue #5)")
+    from c3t_edge.runtime.runner import PortOptions, run_port
+
+    if not args.fast and not args.speed > 0:
+        raise C3TEdgeError(f"--speed must be > 0 (got {args.speed:g})")
+    if not os.path.isfile(args.file):
+        raise C3TEdgeError(f"{args.file}: no such recording")
+    calibration = load_calibration(args.calibration)
+    model = model_from_args(args)
+    pipeline = pipeline_from_args(args, model, calibration=calibration)
+    sink = sink_from_args(args)
+    speed = None if args.fast else args.speed
+    if not args.json:
+        pace = "as fast as possible" if speed is None else f"at {speed:g}x"
+        print(f"replay: {args.file} -> {model.spec.name}, {pace}", file=sys.stderr, flush=True)
+    summary = run_async(run_port("replay://" + args.file, pipeline, sink, options=PortOptions(speed=speed)))
+    return 130 if summary is None else 0

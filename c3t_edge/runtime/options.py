@@ -1,0 +1,87 @@
+"""Command-line flags and set-up shared by ``stream``, ``replay`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from c3t_edge.errors import C3TEdgeError, CalibrationError
+from c3t_edge.runtime.model import WindowModel, load_model
+from c3t_edge.runtime.pipeline import PipelineConfig, StreamPipeline
+from c3t_edge.runtime.signal import Calibration, IdentityCalibration
+from c3t_edge.runtime.sinks import JsonSink, TextSink
+from c3t_edge.runtime.smoothing import GateConfig, SmoothingConfig
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default", metavar="BUNDLE",
+                        help="model bundle directory, or 'default' for the one shipped with c3t-edge")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="model file precision (default fp32)")
+    parser.add_argument("--engine", choices=("onnxruntime", "tflite"), default="onnxruntime",
+                        help="inference engine (default onnxruntime)")
+
+
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line (events, gaps, link changes, summary last)")
+    parser.add_argument("--windows", action="store_true",
+                        help="also report every window (top class, activity, smoothed state)")
+
+
+def add_recognition_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("recognition")
+    g.add_argument("--confidence", type=float, default=SmoothingConfig.enter, metavar="P",
+                   help=f"smoothed score an action needs to be reported (default {SmoothingConfig.enter}); "
+                        "below it: no action")
+    g.add_argument("--release", type=float, default=SmoothingConfig.exit, metavar="P",
+                   help=f"score below which a reported action ends (hysteresis; default {SmoothingConfig.exit})")
+    g.add_argument("--history", type=int, default=SmoothingConfig.history, metavar="N",
+                   help=f"windows averaged for smoothing (default {SmoothingConfig.history})")
+    g.add_argument("--hop", type=int, default=None, metavar="N",
+                   help="samples between windows (default: the bundle's suggested hop)")
+    g.add_argument("--no-gate", action="store_true",
+                   help="classify still windows too (by default windows without motion are 'no action')")
+
+
+def load_calibration(path: str | None) -> Calibration:
+    """The calibration stage for ``--calibration``: identity when none is given."""
+    if path is None:
+        return IdentityCalibration()
+    try:
+        from c3t_edge.calibration import load_profile  # type: ignore[attr-defined]
+    except ImportError:
+        raise CalibrationError(
+            "calibration profiles are not available in this version yet; run without --calibration "
+            "(samples are used as the device sends them)") from None
+    return load_profile(path)
+
+
+def model_from_args(args: argparse.Namespace) -> WindowModel:
+    if args.hop is not None and args.hop < 1:
+        raise C3TEdgeError(f"--hop must be >= 1 (got {args.hop})")
+    return load_model(args.model, precision=args.precision, engine=args.engine, hop=args.hop)
+
+
+def pipeline_from_args(args: argparse.Namespace, model: WindowModel, *, decoder=None,
+                       calibration: Calibration | None = None) -> StreamPipeline:
+    try:
+        smoothing = SmoothingConfig(history=args.history, enter=args.confidence, exit=args.release)
+    except ValueError as exc:
+        raise C3TEdgeError(f"recognition flags: {exc}") from None
+    config = PipelineConfig(gate=GateConfig(enabled=not args.no_gate), smoothing=smoothing,
+                            report_windows=args.windows)
+    return StreamPipeline(model, calibration=calibration, config=config, decoder=decoder)
+
+
+def sink_from_args(args: argparse.Namespace):
+    return JsonSink(sys.stdout) if args.json else TextSink(sys.stdout, sys.stderr)
+
+
+def run_async(coro):
+    """``asyncio.run`` with Ctrl-C outside the loop (before the handlers are installed) as exit 130."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        return None

@@ -1,0 +1,314 @@
+"""The streaming pipeline: bytes in, action events out.
+
+    transport -> decoder -> channel map -> calibration -> (resampling) -> sliding windows
+              -> activity gate -> model -> smoothing with hysteresis -> events -> sinks
+
+:class:`StreamPipeline` is synchronous and deterministic: the same bytes give the same events
+whatever their chunking and pacing (replay tests rely on it). :func:`run_transport` drives it from
+any :class:`~c3t_edge.transports.Transport` on an asyncio loop, sends the device its start
+commands where the link allows, and reports link outages. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from c3t_edge.errors import DeviceMismatchError
+from c3t_edge.protocol import DeviceEvent, DeviceInfo, SampleBatch, StreamDecoder, make_decoder
+from c3t_edge.runtime.events import (
+    ActionEvent,
+    DeviceNotice,
+    GapEvent,
+    LinkNotice,
+    Summary,
+    WindowResult,
+)
+from c3t_edge.runtime.model import WindowModel
+from c3t_edge.runtime.signal import Calibration, ChannelMap, IdentityCalibration, LinearResampler, check_rate
+from c3t_edge.runtime.smoothing import ActionSmoother, ActivityGate, GateConfig, SmoothingConfig
+from c3t_edge.runtime.windows import SlidingWindow
+
+RuntimeEvent = ActionEvent | GapEvent | LinkNotice | DeviceNotice | WindowResult
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Tuning of the stages after the decoder.
+
+    ``max_fill_s``: gaps in device time up to this long (a lost frame or two) are filled by linear
+    interpolation and recognition goes on; longer ones restart windows and smoothing.
+    ``report_windows``: also emit a :class:`WindowResult` per window (debugging, benchmarks).
+    """
+
+    gate: GateConfig = field(default_factory=GateConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    max_fill_s: float = 0.25
+    report_windows: bool = False
+
+
+class StreamPipeline:
+    """Decoder-to-events pipeline for one device stream and one model.
+
+    ``feed(data, arrival)`` takes the bytes of one transport chunk and ``arrival`` (the
+    ``time.perf_counter()`` at which they were received; latency is measured from it) and returns
+    the events they complete, in order. ``link_gap()`` reports a transport outage; ``finish()``
+    ends the stream; :meth:`summary` gives the counters.
+    """
+
+    def __init__(self, model: WindowModel, *, calibration: Calibration | None = None,
+                 config: PipelineConfig | None = None, decoder: StreamDecoder | None = None) -> None:
+        self.model = model
+        self.spec = model.spec
+        self.calibration = calibration or IdentityCalibration()
+        self.config = config or PipelineConfig()
+        self.decoder = decoder or make_decoder("binary")
+        self.windows = SlidingWindow(self.spec.window, self.spec.hop, len(self.spec.channels))
+        self.gate = ActivityGate(self.config.gate, self.spec.channel_indices("deg/s"),
+                                 self.spec.channel_indices("g"))
+        self.smoother = ActionSmoother(len(self.spec.labels), self.config.smoothing)
+        self.device: DeviceInfo | None = None
+        self.device_events: list[DeviceEvent] = []
+        self._map: ChannelMap | None = None
+        self._resampler: LinearResampler | None = None
+        self._device_rate = self.spec.sample_rate_hz
+        self._last_t: float | None = None
+        self._last_x: np.ndarray | None = None
+        self._boot = 0
+        self._first_t: float | None = None
+        self._latencies: list[float] = []
+        self._windows = 0
+        self._idle = 0
+        self._events = 0
+        self._gaps = 0
+        self._link_gaps = 0
+        self._after_link = False
+        self._filled = 0
+        self._start = time.perf_counter()
+        self._first_window_at: float | None = None
+
+    # ------------------------------------------------------------------ input
+    def feed(self, data: bytes, arrival: float | None = None) -> list[RuntimeEvent]:
+        """Decode one chunk and run every stage; the events it completed."""
+        arrival = time.perf_counter() if arrival is None else arrival
+        out: list[RuntimeEvent] = []
+        for item in self.decoder.feed(data):
+            self._item(item, arrival, out)
+        return out
+
+    def finish(self) -> list[RuntimeEvent]:
+        """End of stream: decode what the decoder still holds."""
+        out: list[RuntimeEvent] = []
+        arrival = time.perf_counter()
+        for item in self.decoder.finish():
+            self._item(item, arrival, out)
+        return out
+
+    def link_gap(self, notice: LinkNotice) -> list[RuntimeEvent]:
+        """The transport reports an outage; the device-time gap is detected from the samples."""
+        if notice.state == "reconnected":
+            self._link_gaps += 1
+            self._after_link = True
+        return [notice]
+
+    def _item(self, item, arrival: float, out: list[RuntimeEvent]) -> None:
+        if isinstance(item, SampleBatch):
+            self._samples(item, arrival, out)
+        elif isinstance(item, DeviceInfo):
+            self._device_info(item, out)
+        elif isinstance(item, DeviceEvent):
+            self.device_events.append(item)
+
+    def _device_info(self, info: DeviceInfo, out: list[RuntimeEvent]) -> None:
+        if info.same_stream_format(self.device):
+            self.device = info
+            return
+        spec = self.spec
+        self._map = ChannelMap.between(info, spec.channels, spec.units)
+        resample = check_rate(info.sample_rate_hz, spec.sample_rate_hz)
+        self._resampler = LinearResampler(info.sample_rate_hz, spec.sample_rate_hz) if resample else None
+        self._device_rate = info.sample_rate_hz
+        if self.device is not None:  # a different stream format mid-stream: start over
+            self._restart()
+        self.device = info
+        out.append(DeviceNotice(info.name, info.sample_rate_hz, info.channel_names, info.firmware,
+                                spec.sample_rate_hz if resample else None))
+
+    def _restart(self) -> None:
+        self.windows.reset()
+        self.smoother.reset()
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._last_t = None
+        self._last_x = None
+
+    # ------------------------------------------------------------------ samples
+    def _samples(self, batch: SampleBatch, arrival: float, out: list[RuntimeEvent]) -> None:
+        if self._map is None:  # samples without a device description matching the model
+            self._device_info(batch.info, out)
+        t = batch.t
+        x = self._map.apply(batch.samples)
+        x = self.calibration.apply(x)
+        if self._first_t is None:
+            self._first_t = float(t[0])
+        if self._last_t is not None:
+            t, x = self._continuity(batch, t, x, out)
+        self._after_link = False
+        self._last_t, self._last_x = float(t[-1]), x[-1]
+        if self._resampler is not None:
+            t, x = self._resampler.push(t, x)
+        windows = self.windows.push(t, x)
+        if windows is not None:
+            self._classify(windows, arrival, out)
+
+    def _continuity(self, batch: SampleBatch, t: np.ndarray, x: np.ndarray,
+                    out: list[RuntimeEvent]) -> tuple[np.ndarray, np.ndarray]:
+        """Fill a short gap before ``batch``; restart after a long one, a reset or a time jump."""
+        last_t = self._last_t
+        period = 1.0 / self._device_rate
+        dt = float(t[0]) - last_t
+        cause = None
+        if batch.boot != self._boot:
+            self._boot = batch.boot
+            cause = "reset"
+        elif dt <= 0.0:
+            cause = "time"
+        elif dt > 1.5 * period:
+            missing = int(round(dt / period)) - 1
+            if missing * period <= self.config.max_fill_s:
+                self._filled += missing
+                frac = np.arange(1, missing + 1)[:, None] / (missing + 1)
+                fill_x = (self._last_x[None, :] + frac * (x[0] - self._last_x)[None, :]).astype(np.float32)
+                fill_t = last_t + (np.arange(1, missing + 1)) * (dt / (missing + 1))
+                out.append(GapEvent(last_t, float(t[0]), "lost", batch.lost_before, True))
+                self._gaps += 1
+                return np.concatenate((fill_t, t)), np.concatenate((fill_x, x))
+            cause = "link" if self._after_link else "lost" if batch.lost_before else "time"
+        if cause is not None:
+            self._gaps += 1
+            out.append(GapEvent(last_t, float(t[0]), cause, batch.lost_before, False))
+            if self.smoother.state is not None:  # the action in progress is cut off
+                self._emit_state(None, 0.0, float(last_t), (last_t, last_t), 0.0, out)
+            self._restart()
+        return t, x
+
+    # ------------------------------------------------------------------ windows -> events
+    def _classify(self, wb, arrival: float, out: list[RuntimeEvent]) -> None:
+        k = len(wb)
+        active, moving = self.gate.active(wb.x)
+        probs = np.zeros((k, len(self.spec.labels)), dtype=np.float64)
+        if active.any():
+            probs[active] = self.model.predict_proba(wb.x[active])
+        labels = self.spec.labels
+        for i in range(k):
+            decision = self.smoother.update(probs[i] if active[i] else None)
+            span = (float(wb.t[i, 0]), float(wb.t[i, -1]))
+            now = time.perf_counter()
+            latency = (now - arrival) * 1e3
+            self._latencies.append(latency)
+            if self._first_window_at is None:
+                self._first_window_at = now
+            if self.config.report_windows:
+                top = int(np.argmax(probs[i]))
+                out.append(WindowResult(span[1], span, bool(active[i]), float(moving[i]),
+                                        labels[top] if active[i] else None,
+                                        float(probs[i, top]) if active[i] else 0.0,
+                                        labels[decision.label] if decision.label is not None else None,
+                                        decision.score, latency))
+            if decision.changed:
+                self._emit_state(decision.label, decision.score, span[1], span, latency, out)
+        self._windows += k
+        self._idle += int(k - active.sum())
+
+    def _emit_state(self, label: int | None, score: float, t: float, span: tuple[float, float],
+                    latency: float, out: list[RuntimeEvent]) -> None:
+        name = self.spec.labels[label] if label is not None else None
+        out.append(ActionEvent(t, name, score, latency, span))
+        if label is not None:
+            self._events += 1
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> Summary:
+        s = self.decoder.stats
+        lat = np.asarray(self._latencies)
+        return Summary(
+            frames=s.frames, samples=s.samples, lost=s.lost, corrupt=s.corrupt, resets=s.resets,
+            windows=self._windows, idle_windows=self._idle, events=self._events, gaps=self._gaps,
+            link_gaps=self._link_gaps,
+            device_seconds=(s.samples / self._device_rate) if s.samples else 0.0,
+            wall_seconds=time.perf_counter() - self._start,
+            latency_p50_ms=float(np.percentile(lat, 50)) if lat.size else None,
+            latency_p99_ms=float(np.percentile(lat, 99)) if lat.size else None,
+            latency_max_ms=float(lat.max()) if lat.size else None,
+            extra={"filled_samples": self._filled} if self._filled else {},
+        )
+
+    def first_window_at(self) -> float | None:
+        """``time.perf_counter()`` when the first window was classified (None before)."""
+        return self._first_window_at
+
+
+def check_device(pipeline: StreamPipeline) -> None:
+    """Raise :class:`DeviceMismatchError` when the stream ended before the device described itself."""
+    if pipeline.device is None and pipeline.decoder.stats.samples == 0:
+        raise DeviceMismatchError("no samples arrived from the device")
+
+
+async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[RuntimeEvent], None], *,
+                        stop: asyncio.Event | None = None, commands: bool = True) -> str:
+    """Pump ``transport`` (already open) through ``pipeline`` until it ends or ``stop`` is set.
+
+    Events go to ``emit`` as they happen. Where the link can send, the device is asked to describe
+    itself and to start, at the beginning and after every reconnection. Returns why it stopped:
+    ``"ended"`` (end of a recording) or ``"stopped"``; transport errors propagate.
+    """
+    from c3t_edge.protocol import CommandCode, command_bytes
+    from c3t_edge.transports.base import host_time
+
+    live = transport.kind != "replay"
+
+    async def hello() -> None:
+        if commands and transport.can_write:
+            try:
+                await transport.write(command_bytes(CommandCode.SEND_INFO))
+                await transport.write(command_bytes(CommandCode.START))
+            except Exception:  # noqa: BLE001 - a device that cannot take commands still streams
+                pass
+
+    await hello()
+    stop = stop or asyncio.Event()
+    stop_task = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            read_task = asyncio.ensure_future(transport.read())
+            done, _ = await asyncio.wait({read_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if read_task not in done:
+                read_task.cancel()
+                await asyncio.gather(read_task, return_exceptions=True)
+                for chunk in transport.read_nowait():
+                    for ev in pipeline.feed(chunk.data, time.perf_counter()):
+                        emit(ev)
+                return "stopped"
+            chunk = read_task.result()
+            if chunk is None:
+                for ev in pipeline.finish():
+                    emit(ev)
+                return "ended"
+            arrival = time.perf_counter()
+            if live:  # measure from when the bytes reached the host, not from when they were read
+                arrival -= max(0.0, host_time() - chunk.host_time_s)
+            if chunk.gap is not None:
+                g = chunk.gap
+                for ev in pipeline.link_gap(LinkNotice("reconnected", transport.port, g.end_s, g.reason,
+                                                       g.duration_s)):
+                    emit(ev)
+                await hello()
+            for ev in pipeline.feed(chunk.data, arrival):
+                emit(ev)
+    finally:
+        stop_task.cancel()
+        await asyncio.gather(stop_task, return_exceptions=True)

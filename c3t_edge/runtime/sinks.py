@@ -1,0 +1,90 @@
+"""Where events go: readable lines, JSON lines, or a list (tests)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from c3t_edge.runtime.events import (
+    ActionEvent,
+    DeviceNotice,
+    GapEvent,
+    LinkNotice,
+    Summary,
+    WindowResult,
+)
+
+
+class JsonSink:
+    """One JSON object per line on ``out`` (stdout), flushed at once; the summary is the last line."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def __call__(self, event) -> None:
+        self.out.write(json.dumps(event.as_dict(), separators=(", ", ": ")) + "\n")
+        self.out.flush()
+
+    def summary(self, summary: Summary) -> None:
+        self(summary)
+
+
+class TextSink:
+    """One readable line per recognised action (and per return to "no action") on ``out``; gaps,
+    link and device changes, and the summary, on ``err``."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def __call__(self, event) -> None:
+        line = self.format(event)
+        if line is not None:
+            to_out = isinstance(event, ActionEvent | WindowResult)
+            print(line, file=self.out if to_out else self.err, flush=True)
+
+    @staticmethod
+    def format(event) -> str | None:
+        if isinstance(event, ActionEvent):
+            if event.label is None:
+                return f"{event.t:9.2f} s  -- no action"
+            return (f"{event.t:9.2f} s  {event.label:<28s} {event.confidence:5.2f}   "
+                    f"(window {event.window[0]:.2f}-{event.window[1]:.2f} s, {event.latency_ms:.1f} ms)")
+        if isinstance(event, GapEvent):
+            what = "filled" if event.filled else "windows restart"
+            return (f"{event.t_to:9.2f} s  .. gap of {event.t_to - event.t_from:.2f} s ({event.cause}, "
+                    f"{event.lost_frames} frames lost; {what})")
+        if isinstance(event, LinkNotice):
+            if event.state == "reconnected":
+                return f"             .. link back after {event.gap_s or 0:.2f} s ({event.port})"
+            return f"             .. link {event.state}: {event.reason} ({event.port})"
+        if isinstance(event, DeviceNotice):
+            rs = f", resampled to {event.resampled_to_hz:g} Hz" if event.resampled_to_hz else ""
+            return (f"             device {event.name or '(unnamed)'} fw {event.firmware}: "
+                    f"{event.sample_rate_hz:g} Hz, {','.join(event.channels)}{rs}")
+        if isinstance(event, WindowResult):
+            top = f"{event.top_label} {event.top_probability:.2f}" if event.active else "idle"
+            return (f"{event.t:9.2f} s     window: {top:<34s} moving {event.moving_fraction:.2f}  "
+                    f"state {event.state or '-'} {event.score:.2f}")
+        return None
+
+    def summary(self, summary: Summary) -> None:
+        print(summary.text(), file=self.err, flush=True)
+
+
+class ListSink:
+    """Keeps every event (tests, the demo's scoring)."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.final: Summary | None = None
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+
+    def summary(self, summary: Summary) -> None:
+        self.final = summary
+
+    def actions(self) -> list[ActionEvent]:
+        return [e for e in self.events if isinstance(e, ActionEvent) and e.label is not None]
