@@ -55,9 +55,10 @@ class PortOptions:
 
 async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOptions | None = None,
                    duration_s: float | None = None, handle_signals: bool = True,
-                   transport=None) -> Summary:
+                   transport=None, stop: asyncio.Event | None = None) -> Summary:
     """Open ``port`` (or use ``transport``), run ``pipeline`` on it, send events to ``sink``
-    (a callable with a ``summary(Summary)`` method); returns the summary."""
+    (a callable with a ``summary(Summary)`` method); returns the summary. Setting ``stop`` ends
+    the run like Ctrl-C does."""
     from c3t_edge.transports import open_transport
 
     options = options or PortOptions()
@@ -73,7 +74,7 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
                                    ble=options.ble, speed=options.speed)
     elif transport.on_event is None:
         transport.on_event = on_event
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
     if handle_signals:
