@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _training_note(meta: dict, subjects: list[int]) -> str:
     training = meta.get("training") or {}
-    trained_on = training.get("subjects") or meta.get("subjects")
+    trained_on = training.get("train_subjects") or training.get("subjects") or meta.get("subjects")
     if trained_on is None:
         return ("the bundle does not say which subjects it was trained on, so these trials may not be "
                 "held out: read this as a demonstration, not as an accuracy figure")

@@ -269,8 +269,6 @@ async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[Run
     from c3t_edge.protocol import CommandCode, command_bytes
     from c3t_edge.transports.base import host_time
 
-    live = transport.kind != "replay"
-
     async def hello() -> None:
         if commands and transport.can_write:
             try:
@@ -281,6 +279,8 @@ async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[Run
 
     await hello()
     stop = stop or asyncio.Event()
+    if transport.kind == "replay":
+        return await _run_replay(transport, pipeline, emit, stop)
     stop_task = asyncio.ensure_future(stop.wait())
     try:
         while True:
@@ -299,16 +299,54 @@ async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[Run
                     emit(ev)
                 return "ended"
             arrival = time.perf_counter()
-            if live:  # measure from when the bytes reached the host, not from when they were read
-                arrival -= max(0.0, host_time() - chunk.host_time_s)
+            # measure from when the bytes reached the host, not from when they were read
+            arrival -= max(0.0, host_time() - chunk.host_time_s)
             if chunk.gap is not None:
-                g = chunk.gap
-                for ev in pipeline.link_gap(LinkNotice("reconnected", transport.port, g.end_s, g.reason,
-                                                       g.duration_s)):
-                    emit(ev)
+                _link_back(transport, pipeline, chunk.gap, emit)
                 await hello()
             for ev in pipeline.feed(chunk.data, arrival):
                 emit(ev)
     finally:
         stop_task.cancel()
         await asyncio.gather(stop_task, return_exceptions=True)
+
+
+#: A replay played as fast as possible feeds up to this many records to the pipeline at once, so
+#: that the decoder takes its bulk path and the model sees batches of windows.
+REPLAY_BATCH_RECORDS = 256
+
+
+def _link_back(transport, pipeline: StreamPipeline, gap, emit) -> None:
+    notice = LinkNotice("reconnected", transport.port, gap.end_s, gap.reason, gap.duration_s)
+    for ev in pipeline.link_gap(notice):
+        emit(ev)
+
+
+async def _run_replay(transport, pipeline: StreamPipeline, emit, stop: asyncio.Event) -> str:
+    """A recording: ``read()`` never blocks for long, so no race with ``stop`` is needed; played
+    as fast as possible, records are fed in batches (the events do not depend on chunking)."""
+    batch_records = 1 if getattr(transport, "speed", None) is not None else REPLAY_BATCH_RECORDS
+    pending: list[bytes] = []
+
+    def flush() -> None:
+        if pending:
+            data = b"".join(pending)
+            pending.clear()
+            for ev in pipeline.feed(data, time.perf_counter()):
+                emit(ev)
+
+    while not stop.is_set():
+        chunk = await transport.read()
+        if chunk is None:
+            flush()
+            for ev in pipeline.finish():
+                emit(ev)
+            return "ended"
+        if chunk.gap is not None:
+            flush()
+            _link_back(transport, pipeline, chunk.gap, emit)
+        pending.append(chunk.data)
+        if len(pending) >= batch_records:
+            flush()
+    flush()
+    return "stopped"

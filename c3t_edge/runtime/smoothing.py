@@ -5,7 +5,7 @@ A recogniser trained on action clips has no "nothing happening" class, so it nam
 every window, including a still wrist. Two checks keep it quiet:
 
 - :class:`ActivityGate`: a window in which the wrist barely moves (few samples whose angular rate
-  departs from the window's median by more than ``gyro_dps``) is *idle* and is not sent to the model;
+  departs from the window's mean by more than ``gyro_dps``) is *idle* and is not sent to the model;
 - :class:`ActionSmoother`: scores are averaged over the last ``history`` windows (an idle window
   votes for "no action"); an action starts when its smoothed score reaches ``enter``, lasts while it
   stays at or above ``exit`` (hysteresis: no flicker around one threshold), and a state whose best
@@ -23,7 +23,7 @@ import numpy as np
 @dataclass(frozen=True)
 class GateConfig:
     """Activity gate. A sample is *moving* when its angular rate (deg/s) departs from the window's
-    median by more than ``gyro_dps`` (or, without gyro channels, its acceleration by more than
+    mean by more than ``gyro_dps`` (or, without gyro channels, its acceleration by more than
     ``acc_g``); a window with fewer than ``min_moving_fraction`` moving samples is idle."""
 
     gyro_dps: float = 30.0
@@ -62,7 +62,7 @@ class ActivityGate:
         if not self._channels:
             return np.ones(x.shape[0])
         sub = x[:, :, self._channels].astype(np.float32)
-        dev = sub - np.median(sub, axis=1, keepdims=True)
+        dev = sub - sub.mean(axis=1, keepdims=True)
         norm = np.sqrt(np.einsum("kwc,kwc->kw", dev, dev))
         return (norm > self._threshold).mean(axis=1)
 
