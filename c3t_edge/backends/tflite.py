@@ -1,0 +1,72 @@
+"""TFLite backend: LiteRT's interpreter (``ai_edge_litert``), or the older ``tflite_runtime``.
+
+FP32 files take float input; full-integer files take int8 input and give int8 output, so this
+backend quantizes the standardised windows with the input tensor's scale/zero-point and dequantizes
+the logits with the output tensor's. Files converted with a fixed batch of 1 are run window by window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from c3t_edge.errors import BundleError, MissingDependencyError
+
+
+def interpreter_class():
+    """``ai_edge_litert.interpreter.Interpreter``, else ``tflite_runtime.interpreter.Interpreter``."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise MissingDependencyError("ai-edge-litert", "tflite", "running a TFLite model") from None
+    return Interpreter
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class TfliteBackend:
+    engine = "tflite"
+
+    def __init__(self, model_path: str | Path, *, threads: int | None = 1):
+        interpreter = interpreter_class()
+        try:
+            self.interpreter = interpreter(model_path=str(model_path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(f"{model_path}: the TFLite interpreter cannot load it ({first})") from None
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        self.input_dtype = np.dtype(self._in["dtype"])
+        self.output_dtype = np.dtype(self._out["dtype"])
+        self.n_outputs = int(self._out["shape"][-1])
+        self._batch = int(self._in["shape"][0])
+
+    def _run_batch(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype != np.float32:
+            scale, zero = self._in["quantization"]
+            x = quantize(x, scale, zero, self.input_dtype)
+        self.interpreter.set_tensor(self._in["index"], x)
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self._out["index"])
+        if self.output_dtype != np.float32:
+            scale, zero = self._out["quantization"]
+            return dequantize(y, scale, zero)
+        return y.astype(np.float32, copy=True)
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        if self._batch == len(x):
+            return self._run_batch(x)
+        return np.concatenate([self._run_batch(x[i:i + 1]) for i in range(len(x))])

@@ -1,0 +1,355 @@
+"""Model bundles: load, verify and run one without torch.
+
+A bundle is a directory holding ``metadata.json`` and up to four model files that compute the same
+function - standardised IMU windows ``(n, window_samples, channels)`` float32 -> logits
+``(n, n_labels)`` - at two precisions for two engines:
+
+=========================  =============  ==========  ==========================================
+file                       engine         precision   what it is
+=========================  =============  ==========  ==========================================
+``model.onnx``             onnxruntime    fp32        ONNX, single file, dynamic batch
+``model.int8.onnx``        onnxruntime    int8        static INT8, QDQ, per-channel weights
+``model.tflite``           tflite         fp32        LiteRT flatbuffer, batch 1
+``model.int8.tflite``      tflite         int8        full-integer: int8 input and output
+=========================  =============  ==========  ==========================================
+
+Normalisation (per-channel mean/std from the training windows) is applied *outside* the graph, by
+:meth:`Bundle.predict_proba`, so every file takes standardised input; ``metadata.json`` states this
+and carries the mean and std. Each file's sha256 is in the metadata; a file whose hash differs, a
+missing file that the metadata lists, unreadable metadata or an unknown format version is refused
+with a :class:`~c3t_edge.errors.BundleError` that names the problem.
+
+This module imports numpy and the standard library only (the engine is imported when a bundle is
+loaded), so the runtime path (``stream``, ``replay``, ``info``) never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from c3t_edge.errors import BundleError
+
+#: ``metadata.json``'s ``format`` field and the format versions this code reads.
+BUNDLE_FORMAT = "c3t-edge-bundle"
+BUNDLE_FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+
+METADATA_FILE = "metadata.json"
+ENGINES = ("onnxruntime", "tflite")
+PRECISIONS = ("fp32", "int8")
+
+#: (engine, precision) -> file name inside the bundle.
+MODEL_FILES: dict[tuple[str, str], str] = {
+    ("onnxruntime", "fp32"): "model.onnx",
+    ("onnxruntime", "int8"): "model.int8.onnx",
+    ("tflite", "fp32"): "model.tflite",
+    ("tflite", "int8"): "model.int8.tflite",
+}
+
+#: Metadata keys a bundle of format version 1 must have.
+REQUIRED_KEYS = ("format", "format_version", "labels", "sample_rate_hz", "window_samples", "hop_samples",
+                 "channels", "units", "input", "output", "normalization", "clip_fit", "files")
+
+
+def default_bundle_path() -> Path:
+    """The bundle shipped inside the installed package (``--model default``)."""
+    return Path(__file__).resolve().parent / "assets" / "default_bundle"
+
+
+def resolve_bundle_path(path_or_default: str | Path | None) -> Path:
+    """``None`` or ``"default"`` -> the shipped default bundle; anything else -> that directory."""
+    if path_or_default is None or str(path_or_default) == "default":
+        return default_bundle_path()
+    return Path(path_or_default).expanduser()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------ metadata
+
+def read_metadata(path: str | Path | None) -> dict:
+    """Read and check a bundle's ``metadata.json`` (format, version, required fields); no file hashing."""
+    bundle = resolve_bundle_path(path)
+    if not bundle.exists():
+        raise BundleError(f"no model bundle at {bundle}")
+    if not bundle.is_dir():
+        raise BundleError(f"{bundle} is not a model bundle directory")
+    meta_path = bundle / METADATA_FILE
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BundleError(f"{bundle} is not a model bundle: {METADATA_FILE} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{meta_path}: unreadable ({exc})") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path} is corrupt: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{meta_path} is not c3t-edge bundle metadata (format is not {BUNDLE_FORMAT!r})")
+    version = meta.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise BundleError(f"{bundle}: unknown bundle format version {version!r} (this c3t-edge reads "
+                          f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}; upgrade c3t-edge or re-export)")
+    missing = [key for key in REQUIRED_KEYS if key not in meta]
+    if missing:
+        raise BundleError(f"{meta_path} is incomplete: missing {', '.join(missing)}")
+    _check_consistent(meta, meta_path)
+    return meta
+
+
+def _check_consistent(meta: dict, meta_path: Path) -> None:
+    labels, channels = meta["labels"], meta["channels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise BundleError(f"{meta_path} is corrupt: 'labels' must be a non-empty list of names")
+    if not isinstance(channels, list) or len(meta["units"]) != len(channels):
+        raise BundleError(f"{meta_path} is corrupt: 'channels' and 'units' differ in length")
+    norm = meta["normalization"]
+    if norm.get("applied") == "outside":
+        if len(norm.get("mean", ())) != len(channels) or len(norm.get("std", ())) != len(channels):
+            raise BundleError(f"{meta_path} is corrupt: normalisation mean/std do not match the channels")
+    if not isinstance(meta["files"], dict) or MODEL_FILES[("onnxruntime", "fp32")] not in meta["files"]:
+        raise BundleError(f"{meta_path} is incomplete: it lists no model.onnx")
+    for name, entry in meta["files"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise BundleError(f"{meta_path} is corrupt: files[{name!r}] has no sha256")
+
+
+def verify_file(bundle: Path, meta: dict, name: str) -> Path:
+    """Check that file ``name`` of the bundle exists and matches its sha256; returns its path."""
+    entry = meta["files"].get(name)
+    if entry is None:
+        raise BundleError(f"{bundle}: {name} is not part of this bundle")
+    path = bundle / name
+    if not path.is_file():
+        raise BundleError(f"{bundle} is incomplete: {name} is missing")
+    actual = sha256_file(path)
+    if actual != entry["sha256"]:
+        raise BundleError(f"{path}: sha256 mismatch (file is corrupt or was modified: expected "
+                          f"{entry['sha256'][:12]}..., found {actual[:12]}...)")
+    return path
+
+
+def verify_bundle(path: str | Path | None) -> dict:
+    """Read the metadata and check every file it lists (presence and sha256); returns the metadata."""
+    bundle = resolve_bundle_path(path)
+    meta = read_metadata(bundle)
+    for name in meta["files"]:
+        verify_file(bundle, meta, name)
+    return meta
+
+
+# ------------------------------------------------------------------------------------- bundles
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class ClipFit:
+    """The bundle's ``clip_fit`` rule: fit a pre-segmented clip ``(n_samples, C)`` into one window.
+
+    ``crop="centre"`` keeps the middle ``window`` samples of a longer clip; ``pad="edge"`` centres a
+    shorter clip and repeats its first/last sample outside it (``pad="zeros"`` would fill with 0).
+    """
+
+    window: int
+    crop: str = "centre"
+    pad: str = "edge"
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 2 or samples.shape[0] == 0:
+            raise ValueError(f"a clip is (n_samples, channels) with n_samples >= 1, got shape {samples.shape}")
+        start = (samples.shape[0] - self.window) // 2
+        index = np.arange(start, start + self.window)
+        if self.pad == "zeros":
+            out = np.zeros((self.window, samples.shape[1]), np.float32)
+            inside = (index >= 0) & (index < samples.shape[0])
+            out[inside] = samples[index[inside]]
+            return out
+        return samples[np.clip(index, 0, samples.shape[0] - 1)]
+
+
+class Bundle:
+    """A loaded model bundle: one model file on one engine, plus the metadata to feed it.
+
+    Use :func:`load_bundle` to make one.
+    """
+
+    def __init__(self, path: Path, metadata: dict, engine: str, precision: str, model_path: Path,
+                 backend: Any):
+        self.path = path
+        self.metadata = metadata
+        self.engine = engine
+        self.precision = precision
+        self.model_path = model_path
+        self._backend = backend
+        norm = metadata["normalization"]
+        self._outside = norm.get("applied", "outside") == "outside"
+        n_ch = len(metadata["channels"])
+        self._mean = np.asarray(norm.get("mean", np.zeros(n_ch)), np.float32)
+        self._std = np.asarray(norm.get("std", np.ones(n_ch)), np.float32)
+        clip = metadata["clip_fit"]
+        self._clip_fit = ClipFit(self.window_samples, clip.get("crop", "centre"), clip.get("pad", "edge"))
+
+    # ------------------------------------------------------------------------------ properties
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class labels in output order."""
+        return tuple(self.metadata["labels"])
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return float(self.metadata["sample_rate_hz"])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.metadata["window_samples"])
+
+    @property
+    def hop_samples(self) -> int:
+        return int(self.metadata["hop_samples"])
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self.metadata["channels"])
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return tuple(self.metadata["units"])
+
+    def __repr__(self) -> str:
+        return (f"Bundle({str(self.path)!r}, engine={self.engine!r}, precision={self.precision!r}, "
+                f"labels={len(self.labels)})")
+
+    # -------------------------------------------------------------------------------- running
+    def fit_clip(self, samples: np.ndarray) -> np.ndarray:
+        """Fit one raw clip ``(n_samples, channels)`` into a window ``(window_samples, channels)``
+        with the bundle's ``clip_fit`` rule (centre crop / centre pad with edge values)."""
+        return self._clip_fit(samples)
+
+    def standardize(self, windows: np.ndarray) -> np.ndarray:
+        """Raw windows (bundle units) -> the model's input: per-channel ``(x - mean) / std``."""
+        x = np.asarray(windows, dtype=np.float32)
+        if self._outside:
+            x = (x - self._mean) / self._std
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _check(self, windows: np.ndarray) -> np.ndarray:
+        x = np.asarray(windows, dtype=np.float32)
+        want = (self.window_samples, len(self.channels))
+        if x.ndim != 3 or x.shape[1:] != want:
+            raise ValueError(f"windows must be (n, {want[0]}, {want[1]}) = (n, window_samples, channels), "
+                             f"got {x.shape}")
+        return x
+
+    def predict_logits(self, windows: np.ndarray) -> np.ndarray:
+        """Raw windows ``(n, window_samples, channels)`` in the bundle's units -> logits ``(n, n_labels)``."""
+        x = self._check(windows)
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self._backend.run(self.standardize(x))
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """Raw windows ``(n, window_samples, channels)`` in the bundle's units -> probabilities
+        ``(n, n_labels)`` (softmax of the logits, float32, rows sum to 1)."""
+        return softmax(self.predict_logits(windows).astype(np.float64)).astype(np.float32)
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Raw windows -> class indices ``(n,)`` into :attr:`labels`."""
+        return self.predict_logits(windows).argmax(axis=1)
+
+
+def load_bundle(path: str | Path | None = "default", precision: str = "fp32", engine: str = "onnxruntime",
+                *, threads: int | None = 1, verify: bool = True) -> Bundle:
+    """Load a model bundle directory (or ``"default"``, the one shipped with c3t-edge).
+
+    ``precision`` (``fp32`` | ``int8``) and ``engine`` (``onnxruntime`` | ``tflite``) choose the
+    model file; ``threads`` is the engine's intra-op thread count (1: lowest latency per window on a
+    small device; ``None``: the engine's default). With ``verify`` the file's sha256 is checked
+    against the metadata. Raises :class:`~c3t_edge.errors.BundleError` with one clear line when the
+    bundle is missing, corrupt, incomplete, of an unknown format version, or lacks the chosen file.
+    """
+    if engine not in ENGINES:
+        raise BundleError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
+    if precision not in PRECISIONS:
+        raise BundleError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    bundle = resolve_bundle_path(path)
+    meta = read_metadata(bundle)
+    name = MODEL_FILES[(engine, precision)]
+    if name not in meta["files"]:
+        why = meta.get("missing_files", {}).get(name, "it was not exported")
+        raise BundleError(f"{bundle} has no {precision} {engine} model ({name}: {why})")
+    model_path = verify_file(bundle, meta, name) if verify else bundle / name
+    from c3t_edge.backends import open_backend
+
+    backend = open_backend(model_path, engine, threads=threads)
+    expected = len(meta["labels"])
+    if backend.n_outputs is not None and backend.n_outputs != expected:
+        raise BundleError(f"{model_path}: model has {backend.n_outputs} outputs but metadata lists "
+                          f"{expected} labels")
+    return Bundle(bundle, meta, engine, precision, model_path, backend)
+
+
+# ---------------------------------------------------------------------------------- CLI helpers
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model BUNDLE|default``, ``--precision fp32|int8``, ``--engine onnxruntime|tflite``: the
+    flags every command that runs a bundle shares."""
+    parser.add_argument("--model", default="default", metavar="BUNDLE",
+                        help="model bundle directory, or 'default' for the one shipped with c3t-edge")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="model file precision (default fp32)")
+    parser.add_argument("--engine", choices=ENGINES, default="onnxruntime",
+                        help="inference engine (default onnxruntime; tflite needs ai-edge-litert or tflite-runtime)")
+
+
+def load_bundle_from_args(args: argparse.Namespace, **kwargs: Any) -> Bundle:
+    """:func:`load_bundle` with the flags of :func:`add_model_arguments`."""
+    return load_bundle(getattr(args, "model", "default"), precision=getattr(args, "precision", "fp32"),
+                       engine=getattr(args, "engine", "onnxruntime"), **kwargs)
+
+
+def describe(meta: Mapping[str, Any], path: Path) -> dict:
+    """The ``c3t-edge info --json`` object for a bundle's metadata."""
+    files = meta["files"]
+    return {
+        "path": str(path),
+        "format_version": meta["format_version"],
+        "labels": list(meta["labels"]),
+        "n_labels": len(meta["labels"]),
+        "placement": meta.get("placement"),
+        "sample_rate_hz": meta["sample_rate_hz"],
+        "window_samples": meta["window_samples"],
+        "hop_samples": meta["hop_samples"],
+        "channels": list(meta["channels"]),
+        "units": list(meta["units"]),
+        "input": meta["input"],
+        "output": meta["output"],
+        "normalization": meta["normalization"],
+        "clip_fit": meta["clip_fit"],
+        "files": {name: entry["sha256"] for name, entry in files.items()},
+        "file_bytes": {name: entry.get("bytes") for name, entry in files.items()},
+        "missing_files": meta.get("missing_files", {}),
+        "training": meta.get("training", {}),
+        "evaluation": meta.get("evaluation", {}),
+        "accuracy": meta.get("accuracy", {}),
+        "parity": meta.get("parity", {}),
+    }

@@ -1,0 +1,53 @@
+"""ONNX FP32 -> static INT8 with onnxruntime: QDQ format, per-channel int8 weights, int8 activations.
+
+Calibration windows are real, standardised IMU windows from the run's *training* trials. The model
+keeps float input and output (a QuantizeLinear node at the input, a DequantizeLinear at the output),
+so it is a drop-in replacement for ``model.onnx``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from c3t_edge.export.to_onnx import INPUT_NAME
+
+
+class _WindowReader:
+    """onnxruntime's CalibrationDataReader protocol over an array of windows, ``batch`` at a time."""
+
+    def __init__(self, windows: np.ndarray, batch: int = 64):
+        self._batches = [windows[i:i + batch] for i in range(0, len(windows), batch)]
+        self._next = 0
+
+    def get_next(self) -> dict | None:
+        if self._next >= len(self._batches):
+            return None
+        batch = self._batches[self._next]
+        self._next += 1
+        return {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray,
+                  method: str = "minmax") -> Path:
+    """Quantize ``fp32_path`` into ``out_path`` calibrated on ``calibration`` (n, W, C) standardised."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(out_path), _WindowReader(calibration),
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method],
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    return out_path

@@ -1,0 +1,90 @@
+"""torch -> TFLite (LiteRT) through litert-torch, the optional ``tflite`` extra.
+
+- ``model.tflite``: FP32, batch 1, float input and output.
+- ``model.int8.tflite``: full-integer. PT2E static quantization (symmetric per-channel int8 weights,
+  int8 activations) calibrated on the same real training windows as the ONNX INT8 file; litert-torch
+  then lowers it with int8 input and int8 output tensors, whose scale/zero-point are read from the
+  file by the runtime (and recorded in the metadata for MCU users).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from c3t_edge.errors import MissingDependencyError
+
+
+def _litert_torch():
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import litert_torch
+        from litert_torch.quantize import pt2e_quantizer, quant_config
+        from torchao.quantization.pt2e import quantize_pt2e
+    except ImportError:
+        raise MissingDependencyError("litert-torch", "tflite", "TFLite export") from None
+    return litert_torch, pt2e_quantizer, quant_config, quantize_pt2e
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert-torch prints progress lines and absl/torch warnings: keep the export's output clean."""
+    sink = io.StringIO()
+    levels = {name: logging.getLogger(name).level for name in ("torch", "absl", "litert_torch")}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def export_tflite(model: nn.Module, fp32_path: str | Path, int8_path: str | Path,
+                  calibration: np.ndarray, max_calibration: int = 1024) -> dict[str, dict]:
+    """Write the FP32 and full-integer INT8 TFLite files; returns per-file metadata extras
+    (input/output dtypes and quantization parameters). ``calibration`` is (n, W, C) standardised."""
+    litert_torch, pt2e_quantizer, quant_config, quantize_pt2e = _litert_torch()
+    model = model.eval()
+    example = (torch.from_numpy(np.ascontiguousarray(calibration[:1], np.float32)),)
+    with _quiet(), torch.no_grad():
+        litert_torch.convert(model, example).export(str(fp32_path))
+
+        graph = torch.export.export(model, example).module()
+        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
+        rng = np.random.default_rng(0)
+        chosen = calibration if len(calibration) <= max_calibration else \
+            calibration[np.sort(rng.choice(len(calibration), max_calibration, replace=False))]
+        for window in chosen:
+            prepared(torch.from_numpy(np.ascontiguousarray(window[None], np.float32)))
+        converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+        litert_torch.convert(converted, example,
+                             quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(str(int8_path))
+    return {Path(fp32_path).name: _io_details(fp32_path), Path(int8_path).name: _io_details(int8_path)}
+
+
+def _io_details(path: str | Path) -> dict:
+    from c3t_edge.backends.tflite import interpreter_class
+
+    interpreter = interpreter_class()(model_path=str(path))
+    details = {}
+    for side, info in (("input", interpreter.get_input_details()[0]),
+                       ("output", interpreter.get_output_details()[0])):
+        entry = {"dtype": np.dtype(info["dtype"]).name, "shape": [int(v) for v in info["shape"]]}
+        scale, zero = info["quantization"]
+        if scale:
+            entry["quantization"] = {"scale": float(scale), "zero_point": int(zero)}
+        details[side] = entry
+    return details
