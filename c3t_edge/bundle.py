@@ -25,7 +25,6 @@ loaded), so the runtime path (``stream``, ``replay``, ``info``) never imports to
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from collections.abc import Mapping
@@ -308,24 +307,7 @@ def load_bundle(path: str | Path | None = "default", precision: str = "fp32", en
     return Bundle(bundle, meta, engine, precision, model_path, backend)
 
 
-# ---------------------------------------------------------------------------------- CLI helpers
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model BUNDLE|default``, ``--precision fp32|int8``, ``--engine onnxruntime|tflite``: the
-    flags every command that runs a bundle shares."""
-    parser.add_argument("--model", default="default", metavar="BUNDLE",
-                        help="model bundle directory, or 'default' for the one shipped with c3t-edge")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="model file precision (default fp32)")
-    parser.add_argument("--engine", choices=ENGINES, default="onnxruntime",
-                        help="inference engine (default onnxruntime; tflite needs ai-edge-litert or tflite-runtime)")
-
-
-def load_bundle_from_args(args: argparse.Namespace, **kwargs: Any) -> Bundle:
-    """:func:`load_bundle` with the flags of :func:`add_model_arguments`."""
-    return load_bundle(getattr(args, "model", "default"), precision=getattr(args, "precision", "fp32"),
-                       engine=getattr(args, "engine", "onnxruntime"), **kwargs)
-
+# ------------------------------------------------------------------------------------- info
 
 def describe(meta: Mapping[str, Any], path: Path) -> dict:
     """The ``c3t-edge info --json`` object for a bundle's metadata."""

@@ -7,6 +7,9 @@ the logits with the output tensor's. Files converted with a fixed batch of 1 are
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,24 @@ def interpreter_class():
     return Interpreter
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null while the interpreter's C++ code logs its start-up line."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
     info = np.iinfo(dtype)
     return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
@@ -41,8 +62,9 @@ class TfliteBackend:
     def __init__(self, model_path: str | Path, *, threads: int | None = 1):
         interpreter = interpreter_class()
         try:
-            self.interpreter = interpreter(model_path=str(model_path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with _native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter = interpreter(model_path=str(model_path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BundleError(f"{model_path}: the TFLite interpreter cannot load it ({first})") from None

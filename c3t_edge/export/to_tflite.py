@@ -23,17 +23,6 @@ from torch import nn
 from c3t_edge.errors import MissingDependencyError
 
 
-def _litert_torch():
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import litert_torch
-        from litert_torch.quantize import pt2e_quantizer, quant_config
-        from torchao.quantization.pt2e import quantize_pt2e
-    except ImportError:
-        raise MissingDependencyError("litert-torch", "tflite", "TFLite export") from None
-    return litert_torch, pt2e_quantizer, quant_config, quantize_pt2e
-
-
 @contextlib.contextmanager
 def _quiet():
     """litert-torch prints progress lines and absl/torch warnings: keep the export's output clean."""
@@ -48,6 +37,18 @@ def _quiet():
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def _litert_torch():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        with _quiet():  # torchao reports optional CUDA kernels it cannot load
+            import litert_torch
+            from litert_torch.quantize import pt2e_quantizer, quant_config
+            from torchao.quantization.pt2e import quantize_pt2e
+    except ImportError:
+        raise MissingDependencyError("litert-torch", "tflite", "TFLite export") from None
+    return litert_torch, pt2e_quantizer, quant_config, quantize_pt2e
 
 
 def export_tflite(model: nn.Module, fp32_path: str | Path, int8_path: str | Path,
