@@ -147,7 +147,7 @@ def test_resampler_tracks_a_slow_signal_for_any_split(in_rate):
 def test_pipeline_recognises_each_move_once_and_rests_as_no_action():
     s = synthetic_session([("x", 3), ("y", 2.5), ("z", 3), ("x", 2)])
     model = AxisModel()
-    pipeline = StreamPipeline(model)
+    pipeline = StreamPipeline(model, warm_up=False)
     events = run_stream(pipeline, session_stream(s))
     acts = [e for e in events if isinstance(e, ActionEvent)]
     assert [e.label for e in acts] == ["x", None, "y", None, "z", None, "x", None]

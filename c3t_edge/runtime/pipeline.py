@@ -61,7 +61,8 @@ class StreamPipeline:
     """
 
     def __init__(self, model: WindowModel, *, calibration: Calibration | None = None,
-                 config: PipelineConfig | None = None, decoder: StreamDecoder | None = None) -> None:
+                 config: PipelineConfig | None = None, decoder: StreamDecoder | None = None,
+                 warm_up: bool = True) -> None:
         self.model = model
         self.spec = model.spec
         self.calibration = calibration or IdentityCalibration()
@@ -88,8 +89,18 @@ class StreamPipeline:
         self._link_gaps = 0
         self._after_link = False
         self._filled = 0
-        self._start = time.perf_counter()
         self._first_window_at: float | None = None
+        if warm_up:
+            self.warm_up()
+        self._start = time.perf_counter()
+
+    def warm_up(self) -> None:
+        """Run the gate and the model once on still windows, so that the first real window is not
+        slowed by one-time initialisation (memory arenas, lazily loaded kernels)."""
+        x = np.zeros((2, self.spec.window, len(self.spec.channels)), dtype=np.float32)
+        self.gate.active(x)
+        self.model.predict_proba(x[:1])
+        self.model.predict_proba(x)
 
     # ------------------------------------------------------------------ input
     def feed(self, data: bytes, arrival: float | None = None) -> list[RuntimeEvent]:
