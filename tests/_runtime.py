@@ -57,3 +57,44 @@ def synthetic_session(moves: list[tuple[str, float]], *, rate_hz: float = 50.0, 
         parts.append(rest(r))
         n += r
     return Session(np.concatenate(parts), rate_hz, t0_s, truth, noise)
+
+
+# ----------------------------------------------------------------------------------- real sessions
+def real_trials(dataset, actions, *, subjects, trials):
+    """(label, samples, source, subject) for each 1-based wrist action number, subjects and trial
+    numbers taken in turn (the nearest available trial where one is missing)."""
+    from c3t_edge.data.actions import UTD_MHAD_ACTIONS
+
+    out = []
+    for i, number in enumerate(actions):
+        label = UTD_MHAD_ACTIONS[number - 1]
+        subject = subjects[i % len(subjects)]
+        want = trials[i % len(trials)]
+        found = sorted((r for r in dataset.trials if r.label == label and r.subject == subject),
+                       key=lambda r: abs(r.trial - want))
+        rec = found[0]
+        out.append((label, dataset.read(rec, "imu"), f"a{number}_s{subject}_t{rec.trial}", subject))
+    return out
+
+
+def run_recording(path, model, *, config=None, speed=None):
+    """Events and summary of replaying a recording through a fresh pipeline (in process)."""
+    import asyncio
+
+    from c3t_edge.runtime import ListSink, StreamPipeline
+    from c3t_edge.runtime.runner import PortOptions, run_port
+
+    sink = ListSink()
+    pipeline = StreamPipeline(model, config=config)
+    asyncio.run(run_port(f"replay://{path}", pipeline, sink, options=PortOptions(speed=speed),
+                         handle_signals=False))
+    return sink.events, sink.final
+
+
+def require_default_bundle():
+    from c3t_edge.bundle import default_bundle_path
+
+    if not (default_bundle_path() / "metadata.json").is_file():
+        import pytest
+
+        pytest.skip("the default bundle is not in this checkout")

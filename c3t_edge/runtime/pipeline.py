@@ -47,7 +47,7 @@ class PipelineConfig:
 
     gate: GateConfig = field(default_factory=GateConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
-    max_fill_s: float = 0.25
+    max_fill_s: float = 0.5
     report_windows: bool = False
 
 

@@ -1,0 +1,177 @@
+"""Recorded-stream replay tests: real UTD-MHAD trials with still rest between them, as protocol
+recordings, through the default bundle. The event sequences are pinned (tests/golden/) and
+event-level accuracy and timing are asserted.
+
+Goldens are tied to the bundle that made them (sha256 of its model files): with another bundle the
+exact comparison is skipped and the accuracy and timing floors still apply. Regenerate with
+``C3T_UPDATE_GOLDEN=1 pytest tests/test_runtime_replay.py`` after a deliberate change, and read
+the diff."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from _runtime import real_trials, require_default_bundle, run_recording
+
+from c3t_edge.runtime import ActionEvent, GapEvent
+from c3t_edge.runtime.sessions import (
+    compose_session,
+    load_truth,
+    score_events,
+    session_stream,
+    write_session_recording,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "c3t_edge" / "assets" / "demo" / "wrist_session.c3trec"
+DEMO_TRUTH = ROOT / "c3t_edge" / "assets" / "demo" / "wrist_session.json"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("C3T_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture(scope="module")
+def fp32():
+    require_default_bundle()
+    from c3t_edge.runtime import load_model
+
+    return load_model("default")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def bundle_id(model) -> str:
+    files = model.spec.info.get("files", {})
+    return hashlib.sha256(json.dumps({k: v["sha256"] for k, v in sorted(files.items())}).encode()).hexdigest()[:16]
+
+
+def event_rows(events) -> list[list]:
+    return [[e.as_dict()["type"], round(e.t, 2), e.label, round(e.confidence, 2)]
+            for e in events if isinstance(e, ActionEvent)]
+
+
+def check_golden(name: str, model, recording: Path, events, score, *, built: bool = False) -> None:
+    """Compare with (or, with C3T_UPDATE_GOLDEN=1, write) tests/golden/NAME.json. ``built``: the
+    test made the recording (numpy's random streams may differ elsewhere: then skip, do not fail)."""
+    path = GOLDEN / f"{name}.json"
+    doc = {"bundle": bundle_id(model), "recording_sha256": _sha(recording), "events": event_rows(events),
+           "score": score.as_dict()}
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(json.dumps(doc, indent=0).replace("\n", " ").replace("[ ", "[").replace(" ]", "]")
+                        .replace("], [", "],\n  [") + "\n", encoding="utf-8")
+        return
+    assert path.is_file(), f"no golden {path.name}: run with C3T_UPDATE_GOLDEN=1 once"
+    golden = json.loads(path.read_text(encoding="utf-8"))
+    if golden["recording_sha256"] != doc["recording_sha256"]:
+        if built:
+            pytest.skip(f"the recording built here differs from the one golden {path.name} was made on")
+        raise AssertionError("the shipped recording changed: regenerate the golden")
+    if golden["bundle"] != doc["bundle"]:
+        pytest.skip(f"golden {path.name} was made with bundle {golden['bundle']}, this one is {doc['bundle']}")
+    got, want = doc["events"], golden["events"]
+    assert [r[:3] for r in got] == [r[:3] for r in want], "event sequence differs from the golden"
+    for g, w in zip(got, want, strict=True):
+        assert abs(g[3] - w[3]) <= 0.02, (g, w)  # confidences: engine numerics only
+
+
+def test_demo_recording_golden_accuracy_and_timing(fp32):
+    truth = load_truth(DEMO_TRUTH)
+    events, summary = run_recording(DEMO, fp32)
+    acts = [e for e in events if isinstance(e, ActionEvent)]
+    score = score_events(acts, truth, slack_s=fp32.spec.window_s)
+    check_golden("demo_wrist_session", fp32, DEMO, events, score)
+    # event level: every action recognised once, nothing during rest, events alternate with "no action"
+    assert score.accuracy >= 15 / 16 and score.false_events == 0 and score.extra_events == 0, score.as_dict()
+    assert [e.label is None for e in acts] == [i % 2 == 1 for i in range(len(acts))]
+    # timing: an action is reported after at least 1 s of it was seen, and at the latest one window
+    # after it ended; the window that decided it overlaps the action
+    for m, seg in zip(score.matches, truth, strict=True):
+        t = m["events"][0]["t"]
+        assert seg.start_s + 1.0 <= t <= seg.end_s + fp32.spec.window_s, (seg, t)
+    assert max(score.delays_s) <= 1.5
+    for e in acts:
+        assert e.window[1] == e.t and e.window[1] - e.window[0] == pytest.approx(179 / 50)
+    assert summary.windows > 150 and summary.lost == summary.corrupt == 0
+
+
+def test_int8_bundle_gives_the_same_actions(fp32):
+    from c3t_edge.runtime import load_model
+
+    int8 = load_model("default", precision="int8")
+    truth = load_truth(DEMO_TRUTH)
+    ref = [(e.label, round(e.t, 2)) for e in run_recording(DEMO, fp32)[0] if isinstance(e, ActionEvent)]
+    got = [(e.label, round(e.t, 2)) for e in run_recording(DEMO, int8)[0] if isinstance(e, ActionEvent)]
+    score = score_events([{"t": t, "label": lab} for lab, t in got], truth, slack_s=3.6)
+    assert score.accuracy >= 14 / 16, score.as_dict()
+    same = sum(1 for a in got if a in ref)
+    assert same >= len(ref) - 4, (ref, got)
+
+
+def test_replay_is_deterministic_across_speeds_and_runs(fp32):
+    a = event_rows(run_recording(DEMO, fp32)[0])
+    b = event_rows(run_recording(DEMO, fp32)[0])
+    assert a == b
+    # paced playback (here 400x real time: one record per read, no batching) gives the same events
+    c = event_rows(run_recording(DEMO, fp32, speed=400.0)[0])
+    assert [r[:3] for r in c] == [r[:3] for r in a]
+
+
+# -- sessions the tests build from other real trials ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def all_wrist_session(tmp_path_factory, utd_mhad_dir):
+    """All 21 wrist actions, trials 1-3 in turn, subjects 4,5,6,1,2,3 in turn, 2.5 s rest."""
+    from c3t_edge.data import open_dataset
+
+    dataset = open_dataset(utd_mhad_dir)
+    trials = real_trials(dataset, list(range(1, 22)), subjects=[4, 5, 6, 1, 2, 3], trials=[1, 2, 3])
+    session = compose_session(trials, rest_s=2.5, seed=11)
+    path = write_session_recording(session, tmp_path_factory.mktemp("sessions") / "all_wrist.c3trec")
+    return session, path
+
+
+def test_all_wrist_actions_session_golden(fp32, all_wrist_session):
+    session, path = all_wrist_session
+    events, summary = run_recording(path, fp32)
+    score = score_events([e for e in events if isinstance(e, ActionEvent)], session.truth,
+                         slack_s=fp32.spec.window_s)
+    check_golden("all_wrist_actions", fp32, path, events, score, built=True)
+    assert score.accuracy >= 0.8 and score.false_events <= 1 and score.extra_events <= 2, score.as_dict()
+    assert score.detected >= 20
+    assert sorted(score.delays_s)[len(score.delays_s) // 2] <= 0.5  # median: before the action ends
+
+
+def test_lost_and_corrupt_frames_do_not_change_what_is_recognised(fp32, all_wrist_session, tmp_path):
+    """Every 23rd frame lost, every 31st frame damaged on the wire: the short gaps are filled and the
+    recognised actions stay the same (nearly all at the same window, none more than two hops off)."""
+    session, clean_path = all_wrist_session
+    stream = session_stream(session)
+    damaged = []
+    for i, (t, data) in enumerate(stream):
+        if i and i % 23 == 0:
+            continue
+        if i and i % 31 == 0:
+            data = data[:5] + bytes([data[5] ^ 0x41 or 1]) + data[6:]
+        damaged.append((t, data))
+    from c3t_edge.recording import RecordingWriter
+
+    path = tmp_path / "damaged.c3trec"
+    with RecordingWriter(path, port="damaged", start_wall_time_s=1.7e9, fsync_interval_s=None) as w:
+        for t, data in damaged:
+            w.write_chunk(data, 1.7e9 + t)
+    clean = [(e.label, e.t) for e in run_recording(clean_path, fp32)[0] if isinstance(e, ActionEvent)]
+    events, summary = run_recording(path, fp32)
+    got = [(e.label, e.t) for e in events if isinstance(e, ActionEvent)]
+    assert summary.lost >= len(stream) // 23 and summary.corrupt >= 1
+    gaps = [e for e in events if isinstance(e, GapEvent)]
+    assert gaps and all(g.filled for g in gaps)
+    assert [lab for lab, _ in got] == [lab for lab, _ in clean]
+    diffs = [round(a[1] - b[1], 2) for a, b in zip(got, clean, strict=True)]
+    assert all(abs(d) <= 2 * fp32.spec.hop_s + 1e-6 for d in diffs), str(diffs)  # at most two windows
+    assert sum(d == 0 for d in diffs) >= 0.9 * len(diffs), str(diffs)
