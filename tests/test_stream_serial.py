@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _firmware import simulator, write_csv
+from _runtime import require_default_bundle
 
 from c3t_edge.protocol import FrameDecoder, SampleBatch
 from c3t_edge.recording import RecordingReader
@@ -118,6 +119,8 @@ def sim(tmp_path_factory):
 
 
 def test_stream_over_a_pty_survives_unplug_and_replug(sim, tmp_path):
+    if MODEL == "default":
+        require_default_bundle()
     truth = load_truth(ASSETS / "wrist_session.json")
     shift = 0.0
     csv = write_csv(tmp_path / "session.csv", demo_samples())
