@@ -42,9 +42,17 @@ def tiny_arrays(camera: str, seed: int = 0) -> TrialArrays:
                        np.array(trials), np.array(labels), imu, camera, cam)
 
 
-def fit(method_name: str, arrays: TrialArrays, camera: str):
+#: Every registered method with its defaults, plus the variants its options select.
+VARIANTS = [(name, {}) for name in sorted(METHODS)] + [
+    ("ca", {"schedule": "staged"}), ("c3t", {"schedule": "staged"}), ("c3t", {"negatives": "step"}),
+    ("c3t", {"positive_window": 1.0, "head_position": False}), ("st", {"camera_augment": 1.0}),
+]
+
+
+def fit(method_name: str, arrays: TrialArrays, camera: str, extra: dict | None = None):
     torch.set_num_threads(1)
     config = default_config(method_name, camera=camera, steps=3, batch_size=8, seed=1)
+    config.extra.update(extra or {})
     method = build_method(config)
     split = development_split(arrays.subjects, arrays.trials)
     data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=method.uses_imu_labels)
@@ -52,10 +60,11 @@ def fit(method_name: str, arrays: TrialArrays, camera: str):
 
 
 @pytest.mark.parametrize("camera", ["depth", "skeleton"])
-@pytest.mark.parametrize("method_name", sorted(METHODS))
-def test_method_conformance(method_name: str, camera: str) -> None:
+@pytest.mark.parametrize(("method_name", "extra"), VARIANTS, ids=lambda v: v if isinstance(v, str) else
+                         ",".join(f"{k}={x}" for k, x in v.items()) or "defaults")
+def test_method_conformance(method_name: str, extra: dict, camera: str) -> None:
     arrays = tiny_arrays(camera)
-    method, split = fit(method_name, arrays, camera)
+    method, split = fit(method_name, arrays, camera, extra)
     assert method.uses_imu_labels == (method_name == "supervised")
     imu, cam = arrays.windows(split.test)
     standardised = method.standardizer_(imu)
@@ -77,7 +86,7 @@ def test_method_conformance(method_name: str, camera: str) -> None:
     permuted = tiny_arrays(camera)
     paired = split.paired
     permuted.labels[paired] = (permuted.labels[paired] + 1) % N_CLASSES
-    again, _ = fit(method_name, permuted, camera)
+    again, _ = fit(method_name, permuted, camera, extra)
     same = np.allclose(again.predict_logits(standardised), logits, atol=1e-6)
     assert same != method.uses_imu_labels
 

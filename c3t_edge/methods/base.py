@@ -186,9 +186,11 @@ class Method(ABC):
 
 def camera_encoder_options(config: TrainConfig) -> dict:
     """Camera encoder options from ``config.extra`` (keys ``camera_width``, ``camera_dropout``,
-    ``camera_motion``, ``camera_frame_dropout``, ``camera_hidden``), for :func:`build_camera_encoder`."""
+    ``camera_motion``, ``camera_frame_dropout``, ``camera_hidden``, ``camera_stem_stride``), for
+    :func:`build_camera_encoder`."""
     names = {"camera_width": "width", "camera_dropout": "dropout", "camera_motion": "motion",
-             "camera_frame_dropout": "frame_dropout", "camera_hidden": "hidden"}
+             "camera_frame_dropout": "frame_dropout", "camera_hidden": "hidden",
+             "camera_stem_stride": "stem_stride"}
     return {option: config.extra[key] for key, option in names.items() if key in config.extra}
 
 

@@ -5,20 +5,26 @@ trained on camera vectors of the labelled set, classifies IMU vectors at test ti
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 from c3t_edge.methods.alignment import info_nce
 from c3t_edge.methods.augment import augment_camera
 from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
+from c3t_edge.methods.camera import train_camera_classifier
+from c3t_edge.methods.frozen import FrozenCameraOutputs
 
 
 class ContrastiveAlignment(Method):
-    """Camera encoder, IMU encoder and one shared head over L2-normalised clip vectors, trained
-    jointly: cross-entropy of the head on labelled camera clips + ``align_weight`` x InfoNCE
-    (temperature ``config.temperature``) between paired IMU and camera clip vectors.
+    """Camera encoder, IMU encoder and one shared head over L2-normalised clip vectors.
 
-    ``extra``: ``align_weight`` (1.0), ``camera_augment`` (labelled clips), ``paired_augment`` (False:
-    whether paired camera clips are augmented too).
+    ``extra["schedule"]``: ``"joint"`` (default) trains everything at once: cross-entropy of the head
+    on labelled camera clips + ``align_weight`` x InfoNCE (temperature ``config.temperature``) between
+    paired IMU and camera clip vectors; ``"staged"`` trains the camera side first, then aligns the IMU
+    encoder to the frozen camera latents.
+
+    ``extra``: ``schedule``, ``align_weight`` (1.0, joint), ``align_steps`` (staged), ``camera_augment``
+    (labelled clips), ``paired_augment`` (False: whether paired camera clips are augmented too, joint).
     """
 
     name = "ca"
@@ -45,8 +51,35 @@ class ContrastiveAlignment(Method):
         return info_nce(imu_latents.mean(dim=1), camera_latents.mean(dim=1), self.config.temperature)
 
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
-        cfg = self.config
         self.build_modules(data.n_classes, data.arrays.camera_shape)
+        schedule = self.config.extra.get("schedule", "joint")
+        if schedule == "joint":
+            self._fit_joint(data, rng, progress)
+        elif schedule == "staged":
+            self._fit_staged(data, rng, progress)
+        else:
+            raise ValueError(f"unknown schedule {schedule!r}: expected 'joint' or 'staged'")
+
+    def _fit_staged(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
+        """Camera encoder + shared head on labelled clips first; then the IMU encoder alone is aligned
+        to the frozen camera latents of the paired set (``extra["align_steps"]``, default ``steps``)."""
+        cfg = self.config
+        history = train_camera_classifier(self, data, rng, progress, desc=f"{self.name} camera")
+        torch.manual_seed(cfg.seed + 1_000_003)
+        rng = np.random.default_rng([cfg.seed, 1])
+        camera = FrozenCameraOutputs(self.camera_encoder, data, data.paired, jitter_s=cfg.jitter_s,
+                                     misalign_s=cfg.misalign_s)
+
+        def step(_):
+            imu, camera_latents = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
+            return self.alignment_loss(self.imu_encoder(imu), camera_latents), {}
+
+        steps = int(cfg.extra.get("align_steps", cfg.steps))
+        history += optimise([self.imu_encoder], steps, cfg, step, desc=f"{self.name} align", progress=progress)
+        self.history_ = history
+
+    def _fit_joint(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
+        cfg = self.config
         weight = float(cfg.extra.get("align_weight", 1.0))
         strength = float(cfg.extra.get("camera_augment", 0.0))
         paired_strength = strength if cfg.extra.get("paired_augment", False) else 0.0

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from c3t_edge.methods.alignment import distillation_loss
 from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
 from c3t_edge.methods.camera import train_camera_classifier
+from c3t_edge.methods.frozen import FrozenCameraOutputs
 
 
 class StudentTeacher(Method):
     """Stage 1: camera encoder + head by cross-entropy on labelled clips (``config.steps``).
     Stage 2: IMU encoder + head by distillation (temperature ``config.temperature``) on paired windows,
-    the frozen teacher seeing the camera clip of the same (jittered, possibly misaligned) window.
+    the frozen teacher seeing the camera clip of the same (jittered, possibly misaligned) window
+    (tabulated once, :class:`FrozenCameraOutputs`).
 
     ``extra``: ``student_steps`` (default ``steps``), ``student_head`` (default ``config.head``).
     """
@@ -33,14 +36,17 @@ class StudentTeacher(Method):
         history = train_camera_classifier(self, data, rng, progress, desc="st teacher")
         self.camera_encoder.eval()
         self.camera_head.eval()
+        # The student stage is seeded on its own, so it does not depend on whether the teacher was cached.
+        torch.manual_seed(cfg.seed + 1_000_003)
+        rng = np.random.default_rng([cfg.seed, 1])
+
+        teacher = FrozenCameraOutputs(nn.Sequential(self.camera_encoder, self.camera_head), data, data.paired,
+                                      jitter_s=cfg.jitter_s, misalign_s=cfg.misalign_s)
 
         def step(_):
-            imu, cam, _hidden = data.batch(sample_indices(data.paired, cfg.batch_size, rng), rng,
-                                           jitter_s=cfg.jitter_s, misalign_s=cfg.misalign_s)
-            with torch.no_grad():
-                teacher = self.camera_head(self.camera_encoder(cam))
+            imu, teacher_logits = teacher.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
             student = self.imu_head(self.imu_encoder(imu))
-            return distillation_loss(student, teacher, cfg.temperature), {}
+            return distillation_loss(student, teacher_logits, cfg.temperature), {}
 
         steps = int(cfg.extra.get("student_steps", cfg.steps))
         history += optimise([self.imu_encoder, self.imu_head], steps, cfg, step, desc="st student",

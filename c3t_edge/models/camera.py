@@ -18,7 +18,7 @@ class VideoEncoder(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, latent_dim: int = 128, width: int = 16, dropout: float = 0.1,
-                 motion: bool = False, frame_dropout: float = 0.0):
+                 motion: bool = False, frame_dropout: float = 0.0, stem_stride: int = 1):
         super().__init__()
         self.in_channels = in_channels
         self.motion = motion
@@ -28,10 +28,12 @@ class VideoEncoder(nn.Module):
             return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
                                  nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
-        # One full-resolution convolution, then four stride-2 ones: 32 x 32 -> 2 x 2, global average.
+        # stem_stride 1: one full-resolution convolution, then four stride-2 ones (32 x 32 -> 2 x 2);
+        # stem_stride 2: the first convolution has stride 2 (about 4x cheaper on a CPU). Global average.
+        stem = [block(c_in, width, 1), block(width, width)] if stem_stride == 1 else [block(c_in, width, 2)]
         self.frame = nn.Sequential(
-            block(c_in, width, 1), block(width, width), block(width, 2 * width), block(2 * width, 4 * width),
-            block(4 * width, 8 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(frame_dropout),
+            *stem, block(width, 2 * width), block(2 * width, 4 * width), block(4 * width, 8 * width),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(frame_dropout),
         )
         self.temporal = nn.Sequential(
             nn.Dropout(dropout), conv_block(8 * width, latent_dim, 3), conv_block(latent_dim, latent_dim, 3),
@@ -67,11 +69,11 @@ def build_camera_encoder(modality: str, step_shape: tuple[int, ...], latent_dim:
                          **options) -> nn.Module:
     """The encoder for ``modality`` (depth, rgb, skeleton) given one step's input shape.
 
-    ``options`` go to the video encoder (``width``, ``dropout``, ``motion``, ``frame_dropout``) or the
+    ``options`` go to the video encoder (``width``, ``dropout``, ``motion``, ``frame_dropout``, ``stem_stride``) or the
     skeleton encoder (``hidden``, ``dropout``); options the chosen encoder does not take are ignored.
     """
     if modality in ("depth", "rgb"):
-        keys = ("width", "dropout", "motion", "frame_dropout")
+        keys = ("width", "dropout", "motion", "frame_dropout", "stem_stride")
         return VideoEncoder(1 if modality == "depth" else 3, latent_dim,
                             **{k: v for k, v in options.items() if k in keys})
     if modality == "skeleton":

@@ -1,0 +1,49 @@
+"""Outputs of a frozen camera model, computed once per paired trial and camera displacement.
+
+ST's student stage and the staged variants of CA / C3T train only the IMU side against a camera
+model that no longer changes. Its output for a training window depends only on the trial and on
+where the camera window sits (IMU shift + camera/IMU misalignment, whole samples), so it is
+tabulated once instead of being recomputed at every step: on a CPU the camera encoder dominates
+the cost of a step. The table gives exactly what running the camera model on the fly would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from c3t_edge.methods.base import MethodData
+
+
+class FrozenCameraOutputs:
+    """``model`` outputs for trials ``index`` at camera displacements -D..D samples, where D covers
+    ``jitter_s`` + ``misalign_s``; :meth:`batch` then samples training windows as
+    :meth:`MethodData.batch` does (same random draws) and looks the camera side up."""
+
+    def __init__(self, model: nn.Module, data: MethodData, index: np.ndarray, *, jitter_s: float,
+                 misalign_s: float, batch_clips: int = 256):
+        rate = data.config.imu_rate_hz
+        self.jitter = int(jitter_s * rate)
+        self.misalign = int(misalign_s * rate)
+        self.span = self.jitter + self.misalign
+        self.rows = {int(i): row for row, i in enumerate(index)}
+        model.eval()
+        tables = []
+        with torch.no_grad():
+            for displacement in range(-self.span, self.span + 1):
+                _imu, cam = data.arrays.windows(index, camera_offset_samples=displacement)
+                cam_t = torch.from_numpy(cam)
+                tables.append(torch.cat([model(cam_t[i:i + batch_clips])
+                                         for i in range(0, len(cam_t), batch_clips)]))
+        self.table = torch.stack(tables, dim=1)  # (n_trials, 2D + 1, ...)
+
+    def batch(self, data: MethodData, index: np.ndarray, rng: np.random.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised IMU windows (n, W, 6) of trials ``index`` and the camera model's outputs for them."""
+        shift = rng.integers(-self.jitter, self.jitter + 1, size=len(index))
+        offset = rng.integers(-self.misalign, self.misalign + 1, size=len(index))
+        imu, _ = data.arrays.windows(index, shift_samples=shift, with_camera=False)
+        rows = torch.as_tensor([self.rows[int(i)] for i in index])
+        outputs = self.table[rows, torch.from_numpy(shift + offset + self.span)]
+        return torch.from_numpy(data.standardizer(imu)), outputs
