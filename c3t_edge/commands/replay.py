@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise C3TEdgeError(f"--speed must be > 0 (got {args.speed:g})")
     if not os.path.isfile(args.file):
         raise C3TEdgeError(f"{args.file}: no such recording")
+    from c3t_edge.recording import RecordingReader
+
+    RecordingReader(args.file).close()  # not a recording: say so before loading the model
     calibration = load_calibration(args.calibration)
     model = model_from_args(args)
     pipeline = pipeline_from_args(args, model, calibration=calibration)

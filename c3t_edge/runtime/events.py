@@ -148,4 +148,6 @@ class Summary:
         return (f"summary: {self.frames} frames, {self.samples} samples ({self.device_seconds:.1f} s of device "
                 f"time in {self.wall_seconds:.1f} s{speed}), lost {self.lost}, corrupt {self.corrupt}, "
                 f"resets {self.resets}, gaps {self.gaps}; {self.windows} windows ({self.idle_windows} idle), "
-                f"{self.events} events; latency {lat}")
+                f"{self.events} events; latency {lat}"
+                + (f"; {self.extra['frames_without_device_info']} frames dropped before the device described "
+                   "itself" if self.extra.get("frames_without_device_info") else ""))

@@ -255,7 +255,8 @@ class StreamPipeline:
             latency_p50_ms=float(np.percentile(lat, 50)) if lat.size else None,
             latency_p99_ms=float(np.percentile(lat, 99)) if lat.size else None,
             latency_max_ms=float(lat.max()) if lat.size else None,
-            extra={"filled_samples": self._filled} if self._filled else {},
+            extra={**({"filled_samples": self._filled} if self._filled else {}),
+                   **({"frames_without_device_info": s.no_info} if getattr(s, "no_info", 0) else {})},
         )
 
     def first_window_at(self) -> float | None:
