@@ -175,3 +175,60 @@ def test_lost_and_corrupt_frames_do_not_change_what_is_recognised(fp32, all_wris
     diffs = [round(a[1] - b[1], 2) for a, b in zip(got, clean, strict=True)]
     assert all(abs(d) <= 2 * fp32.spec.hop_s + 1e-6 for d in diffs), str(diffs)  # at most two windows
     assert sum(d == 0 for d in diffs) >= 0.9 * len(diffs), str(diffs)
+
+
+def _demo_session():
+    import numpy as np
+    from test_stream_serial import demo_samples
+
+    from c3t_edge.runtime.sessions import Session
+
+    return Session(demo_samples(), 50.0, 1.0, load_truth(DEMO_TRUTH), np.zeros(6))
+
+
+def _golden_labels() -> list[str]:
+    return [r[2] for r in json.loads((GOLDEN / "demo_wrist_session.json").read_text())["events"] if r[0] == "action"]
+
+
+def test_a_100hz_device_is_resampled_to_the_bundle_rate(fp32):
+    """The demo session as a 100 Hz device would send it: resampled to 50 Hz, the same actions."""
+    import numpy as np
+
+    from c3t_edge.runtime import StreamPipeline
+    from c3t_edge.runtime.sessions import Session
+
+    s50 = _demo_session()
+    t50 = np.arange(len(s50.samples)) / 50.0
+    t100 = np.arange(2 * len(s50.samples) - 1) / 100.0
+    x100 = np.stack([np.interp(t100, t50, s50.samples[:, c]) for c in range(6)], axis=1).astype(np.float32)
+    pipeline = StreamPipeline(fp32)
+    events = []
+    for _, data in session_stream(Session(x100, 100.0, 1.0, s50.truth, s50.rest_noise_std)):
+        events += pipeline.feed(data)
+    assert events[0].resampled_to_hz == 50.0
+    acts = [e for e in events if isinstance(e, ActionEvent)]
+    score = score_events(acts, s50.truth, slack_s=fp32.spec.window_s)
+    assert score.accuracy >= 15 / 16 and score.false_events == 0, score.as_dict()
+
+
+def test_text_mode_device_gives_the_same_actions(fp32, tmp_path_factory):
+    """c3t-imu-sim --text (Edge Impulse data forwarder lines) through the text decoder."""
+    import subprocess
+
+    from _firmware import simulator, write_csv
+    from test_stream_serial import demo_samples
+
+    from c3t_edge.protocol import make_decoder
+    from c3t_edge.runtime import StreamPipeline
+
+    sim = simulator(tmp_path_factory)
+    csv = write_csv(tmp_path_factory.mktemp("text") / "demo.csv", demo_samples())
+    lines = subprocess.run([str(sim), "--csv", str(csv), "--text"], capture_output=True, check=True,
+                           timeout=60).stdout
+    pipeline = StreamPipeline(fp32, decoder=make_decoder("text", sample_rate_hz=50.0, n_channels=6))
+    events = []
+    for i in range(0, len(lines), 997):  # any chunking
+        events += pipeline.feed(lines[i:i + 997])
+    events += pipeline.finish()
+    labels = [e.label for e in events if isinstance(e, ActionEvent) and e.label is not None]
+    assert labels == _golden_labels()

@@ -143,6 +143,8 @@ class Summary:
     def text(self) -> str:
         lat = ("n/a" if self.latency_p50_ms is None
                else f"p50 {self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms")
+        if self.extra.get("latency_basis") == "batch":
+            lat += " per batch of records (as fast as possible)"
         speed = (f" ({self.device_seconds / self.wall_seconds:.0f}x real time)"
                  if self.wall_seconds > 0 and self.device_seconds > 0 else "")
         return (f"summary: {self.frames} frames, {self.samples} samples ({self.device_seconds:.1f} s of device "

@@ -108,6 +108,9 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
     summary.max_rss_mb = max_rss_mb()
     summary.extra.update({"stopped": reason, "ready_after_s": pipeline_ready,
                           "torch_imported": "torch" in sys.modules})
+    if transport.kind == "replay" and getattr(transport, "speed", 1.0) is None:
+        # records are fed in batches: a window's latency is its batch's processing time
+        summary.extra["latency_basis"] = "batch"
     stats = getattr(transport, "recording_stats", None)
     if stats is not None and getattr(stats, "ignored_tail_bytes", 0):
         summary.extra["ignored_tail_bytes"] = stats.ignored_tail_bytes
