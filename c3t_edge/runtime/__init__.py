@@ -11,6 +11,7 @@ from c3t_edge.runtime.events import (
     DeviceNotice,
     GapEvent,
     LinkNotice,
+    Notice,
     Summary,
     WindowResult,
 )
@@ -24,7 +25,7 @@ from c3t_edge.runtime.windows import SlidingWindow, WindowBatch
 __all__ = [
     "ActionEvent", "ActionSmoother", "ActivityGate", "BundleModel", "ChannelMap", "DeviceNotice",
     "GapEvent", "GateConfig", "IdentityCalibration", "JsonSink", "LinearResampler", "LinkNotice",
-    "ListSink", "ModelSpec", "PipelineConfig", "SlidingWindow", "SmoothingConfig", "StreamPipeline",
+    "ListSink", "ModelSpec", "Notice", "PipelineConfig", "SlidingWindow", "SmoothingConfig", "StreamPipeline",
     "Summary", "TextSink", "WindowBatch", "WindowModel", "WindowResult", "load_model",
     "run_transport", "spec_from_metadata",
 ]

@@ -108,6 +108,16 @@ class DeviceNotice:
                 "resampled_to_hz": self.resampled_to_hz}
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A hint for the user (e.g. nothing decodable has arrived yet)."""
+
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "notice", "message": self.message}
+
+
 @dataclass
 class Summary:
     """Counters of a whole run (printed on exit or Ctrl-C)."""

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from c3t_edge.errors import C3TEdgeError
-from c3t_edge.runtime.events import LinkNotice, Summary
+from c3t_edge.runtime.events import LinkNotice, Notice, Summary
 from c3t_edge.runtime.pipeline import StreamPipeline, run_transport
+
+#: After this many seconds without a decodable sample, say why recognition has not started.
+SILENCE_HINT_S = 3.0
 
 
 def process_age_s() -> float | None:
@@ -85,6 +88,22 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
     timer = loop.call_later(duration_s, stop.set) if duration_s is not None else None
+
+    def silence_hint() -> None:
+        dec = pipeline.decoder.stats
+        if dec.samples or transport.kind == "replay":
+            return
+        if transport.stats.bytes_in == 0:
+            sink(Notice(f"no data from {port} after {SILENCE_HINT_S:g} s: is the device on and streaming, and "
+                        "is this its port?"))
+        elif dec.frames == 0:
+            sink(Notice(f"{transport.stats.bytes_in} bytes from {port} but no valid frame: a text-mode device "
+                        "needs --text (and --rate); a binary one, the right baud rate"))
+        elif getattr(dec, "no_info", 0):
+            sink(Notice("sample frames arrive but the device has not described itself (DEVICE_INFO); "
+                        "its samples cannot be scaled until it does"))
+
+    hint = loop.call_later(SILENCE_HINT_S, silence_hint)
     error: C3TEdgeError | None = None
     reason = "stopped"
     try:
@@ -96,6 +115,7 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
                 error = exc
                 reason = "error"
     finally:
+        hint.cancel()
         if timer is not None:
             timer.cancel()
         for sig in installed:

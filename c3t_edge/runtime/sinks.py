@@ -11,6 +11,7 @@ from c3t_edge.runtime.events import (
     DeviceNotice,
     GapEvent,
     LinkNotice,
+    Notice,
     Summary,
     WindowResult,
 )
@@ -63,6 +64,8 @@ class TextSink:
             rs = f", resampled to {event.resampled_to_hz:g} Hz" if event.resampled_to_hz else ""
             return (f"             device {event.name or '(unnamed)'} fw {event.firmware}: "
                     f"{event.sample_rate_hz:g} Hz, {','.join(event.channels)}{rs}")
+        if isinstance(event, Notice):
+            return f"             .. {event.message}"
         if isinstance(event, WindowResult):
             top = f"{event.top_label} {event.top_probability:.2f}" if event.active else "idle"
             return (f"{event.t:9.2f} s     window: {top:<34s} moving {event.moving_fraction:.2f}  "
