@@ -151,3 +151,18 @@ def test_record_killed_with_sigkill_then_replayed(sim, tmp_path):
     assert len(labels) >= 2 and all(lab in golden for lab in labels)
     i = golden.index(labels[-1])
     assert labels[-2] == golden[i - 1]  # consecutive actions, in the session's order
+
+
+def test_a_device_the_bundle_cannot_use_is_one_clear_error(tmp_path):
+    """A 25 Hz device (too slow to resample soundly for a 50 Hz bundle): one line, exit 1, and the
+    summary of what arrived before it is still written."""
+    import numpy as np
+
+    from c3t_edge.runtime.sessions import Session, write_session_recording
+
+    session = Session(np.zeros((200, 6), np.float32), 25.0, 1.0, [], np.zeros(6))
+    path = write_session_recording(session, tmp_path / "slow.c3trec")
+    proc = c3t("replay", str(path), "--fast")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "25 Hz" in proc.stderr and "resampling is supported" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("c3t-edge replay: error:")
