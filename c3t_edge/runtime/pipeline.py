@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,9 @@ from c3t_edge.runtime.model import WindowModel
 from c3t_edge.runtime.signal import Calibration, ChannelMap, IdentityCalibration, LinearResampler, check_rate
 from c3t_edge.runtime.smoothing import ActionSmoother, ActivityGate, GateConfig, SmoothingConfig
 from c3t_edge.runtime.windows import SlidingWindow
+
+#: Latency percentiles are over at most this many recent windows (about 14 h at 2 windows/s).
+LATENCY_HISTORY = 100_000
 
 RuntimeEvent = ActionEvent | GapEvent | LinkNotice | DeviceNotice | WindowResult
 
@@ -81,7 +85,7 @@ class StreamPipeline:
         self._last_x: np.ndarray | None = None
         self._boot = 0
         self._first_t: float | None = None
-        self._latencies: list[float] = []
+        self._latencies: deque[float] = deque(maxlen=LATENCY_HISTORY)
         self._windows = 0
         self._idle = 0
         self._events = 0
@@ -195,7 +199,8 @@ class StreamPipeline:
                 frac = np.arange(1, missing + 1)[:, None] / (missing + 1)
                 fill_x = (self._last_x[None, :] + frac * (x[0] - self._last_x)[None, :]).astype(np.float32)
                 fill_t = last_t + (np.arange(1, missing + 1)) * (dt / (missing + 1))
-                out.append(GapEvent(last_t, float(t[0]), "lost", batch.lost_before, True))
+                out.append(GapEvent(last_t, float(t[0]), "link" if self._after_link else "lost",
+                                    batch.lost_before, True))
                 self._gaps += 1
                 return np.concatenate((fill_t, t)), np.concatenate((fill_x, x))
             cause = "link" if self._after_link else "lost" if batch.lost_before else "time"
