@@ -61,3 +61,48 @@ def test_ble_stream_recognises_across_a_disconnect():
     after = [e.label for e in acts if e.t > gaps[0].t_to]
     assert before == ["x", "y"]
     assert after and after[-1] == "y"  # recognition resumed after the outage
+
+
+def test_ble_stream_of_real_trials_through_the_default_bundle():
+    """The shipped demo session (real UTD-MHAD trials) over BLE at 25x, the link dropped for a while
+    in the middle: actions before and after the outage are recognised correctly."""
+    from _runtime import require_default_bundle
+
+    require_default_bundle()
+    from test_runtime_replay import DEMO, DEMO_TRUTH
+
+    from c3t_edge.recording import RecordingReader
+    from c3t_edge.runtime import load_model
+    from c3t_edge.runtime.sessions import load_truth, score_events
+
+    with RecordingReader(DEMO) as reader:
+        frames = [data for _, data in reader.chunks()]
+    truth = load_truth(DEMO_TRUTH)
+    model = load_model("default")
+
+    async def main():
+        peripheral, _central, options = await make_pair()
+        sink = ListSink()
+        stop = asyncio.Event()
+        runner = asyncio.create_task(run_port(f"ble://{NAME}", StreamPipeline(model), sink, handle_signals=False,
+                                              stop=stop, options=PortOptions(ble=options, reconnect=FAST)))
+        await asyncio.wait_for(peripheral.subscribed.wait(), 5)
+        for i, data in enumerate(frames):
+            if i == 200:  # about 40 s into the session
+                await peripheral.drop_link()
+            if peripheral.subscribed.is_set():
+                await peripheral.notify(data)
+            await asyncio.sleep(0.008)
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.wait_for(runner, 5)
+        return sink
+
+    sink = asyncio.run(main())
+    gaps = [e for e in sink.events if isinstance(e, GapEvent)]
+    assert len(gaps) == 1 and gaps[0].cause == "link"
+    clear = [s for s in truth if s.end_s < gaps[0].t_from or s.start_s > gaps[0].t_to + model.spec.window_s]
+    score = score_events(sink.actions(), clear, slack_s=model.spec.window_s)
+    after = [m for m, s in zip(score.matches, clear, strict=True) if s.start_s > gaps[0].t_to]
+    assert score.accuracy >= 0.9 and score.false_events == 0, score.as_dict()
+    assert len(after) >= 5 and all(m["correct"] for m in after)
