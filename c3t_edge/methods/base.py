@@ -125,6 +125,9 @@ class Method(ABC):
                                     **camera_encoder_options(self.config))
 
     def _new_head(self, n_classes: int, kind: str | None = None, **options) -> nn.Module:
+        """A head of ``kind`` (default ``config.head``); ``normalize`` defaults to
+        ``config.extra["head_normalize"]`` (False)."""
+        options.setdefault("normalize", bool(self.config.extra.get("head_normalize", False)))
         return build_head(kind or self.config.head, self.config.latent_dim, n_classes,
                           self.config.preprocess.latent_steps, **options)
 

@@ -7,8 +7,14 @@ the S steps) is trained on camera latents of the labelled set and classifies IMU
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 from c3t_edge.methods.alignment import temporal_info_nce
+from c3t_edge.methods.base import MethodData, optimise, sample_indices
 from c3t_edge.methods.ca import ContrastiveAlignment
+from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
 
 
 class CrossModalTransferThroughTime(ContrastiveAlignment):
@@ -24,6 +30,33 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
 
     def _head(self, n_classes: int):
         return self._new_head(n_classes, normalize=True, position=self.config.extra.get("head_position", True))
+
+    def _fit_staged(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
+        """``extra["camera_model"]``: ``"own"`` trains the camera encoder through the temporal head (as
+        CA's staged schedule does); ``"shared"`` (default) trains it with a pooled head exactly as
+        ``camera``, ``st`` and ``ca`` do (one camera model for every method of a seed), then trains the
+        temporal head on its frozen latents of the labelled set. Then the IMU encoder is aligned."""
+        cfg = self.config
+        if cfg.extra.get("camera_model", "shared") == "own":
+            super()._fit_staged(data, rng, progress)
+            return
+        temporal_head = self.camera_head
+        self.camera_head = self._new_head(data.n_classes, "pool", normalize=True)
+        history = train_camera_classifier(self, data, rng, progress, desc="c3t camera")
+        self.camera_head = self.imu_head = temporal_head
+        torch.manual_seed(cfg.seed + 2_000_003)
+        rng = np.random.default_rng([cfg.seed, 2])
+        labelled = frozen_camera_latents(self, data, data.labelled, jitter_s=cfg.jitter_s)
+
+        def step(_):
+            index = sample_indices(data.labelled, cfg.batch_size, rng)
+            _none, latents = labelled.batch(data, index, rng, with_imu=False)
+            labels = torch.from_numpy(data.labels(index))
+            return F.cross_entropy(temporal_head(latents), labels, label_smoothing=0.1), {}
+
+        steps = int(cfg.extra.get("head_steps", cfg.steps))
+        history += optimise([temporal_head], steps, cfg, step, desc="c3t head", progress=progress)
+        self.history_ = history + self._align_to_frozen_camera(data, progress)
 
     def alignment_loss(self, imu_latents, camera_latents):
         extra = self.config.extra

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from c3t_edge.methods.alignment import info_nce
 from c3t_edge.methods.augment import augment_camera
 from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
-from c3t_edge.methods.camera import train_camera_classifier
-from c3t_edge.methods.frozen import FrozenCameraOutputs
+from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
 
 
 class ContrastiveAlignment(Method):
@@ -63,20 +62,22 @@ class ContrastiveAlignment(Method):
     def _fit_staged(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
         """Camera encoder + shared head on labelled clips first; then the IMU encoder alone is aligned
         to the frozen camera latents of the paired set (``extra["align_steps"]``, default ``steps``)."""
-        cfg = self.config
         history = train_camera_classifier(self, data, rng, progress, desc=f"{self.name} camera")
+        self.history_ = history + self._align_to_frozen_camera(data, progress)
+
+    def _align_to_frozen_camera(self, data: MethodData, progress: bool) -> list[dict]:
+        """Train the IMU encoder alone to match the frozen camera encoder's latents on the paired set."""
+        cfg = self.config
         torch.manual_seed(cfg.seed + 1_000_003)
         rng = np.random.default_rng([cfg.seed, 1])
-        camera = FrozenCameraOutputs(self.camera_encoder, data, data.paired, jitter_s=cfg.jitter_s,
-                                     misalign_s=cfg.misalign_s)
+        camera = frozen_camera_latents(self, data, data.paired, jitter_s=cfg.jitter_s, misalign_s=cfg.misalign_s)
 
         def step(_):
             imu, camera_latents = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
             return self.alignment_loss(self.imu_encoder(imu), camera_latents), {}
 
         steps = int(cfg.extra.get("align_steps", cfg.steps))
-        history += optimise([self.imu_encoder], steps, cfg, step, desc=f"{self.name} align", progress=progress)
-        self.history_ = history
+        return optimise([self.imu_encoder], steps, cfg, step, desc=f"{self.name} align", progress=progress)
 
     def _fit_joint(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
         cfg = self.config

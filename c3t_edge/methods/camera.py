@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from c3t_edge.methods.augment import augment_camera
 from c3t_edge.methods.base import Method, MethodData, _batched, optimise, sample_indices
+from c3t_edge.methods.frozen import FrozenCameraOutputs
 
 #: Fitted camera models of this process, so that ``evaluate`` trains the teacher of a seed once for
 #: ``camera`` and ``st`` (and ``st``'s misalignment retrains): key -> (the arrays, state dicts, history).
@@ -23,7 +24,7 @@ def _camera_key(method: Method, data: MethodData) -> tuple:
     cfg = method.config
     extra = tuple(sorted((k, repr(v)) for k, v in cfg.extra.items() if k.startswith("camera_")))
     return (id(data.arrays), data.labelled.tobytes(), data.labels(data.labelled).tobytes(), cfg.camera,
-            cfg.seed, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.latent_dim, cfg.head, cfg.jitter_s,
+            cfg.seed, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.latent_dim, cfg.jitter_s,
             extra, repr(cfg.preprocess),
             type(method.camera_encoder).__name__, type(method.camera_head).__name__,
             getattr(method.camera_head, "normalize", None),
@@ -41,11 +42,14 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
     """
     cfg = method.config
     key = _camera_key(method, data)
+    method.camera_fit_key_ = key
     cached = _FITTED.get(key)
     if cached is not None and cached[0]() is data.arrays:
         _ref, state, history = cached
         method.camera_encoder.load_state_dict(state["camera_encoder"])
         method.camera_head.load_state_dict(state["camera_head"])
+        method.camera_encoder.eval()
+        method.camera_head.eval()
         return [dict(h) for h in history]
 
     def step(_):
@@ -63,6 +67,27 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
              "camera_head": copy.deepcopy(method.camera_head.state_dict())}
     _FITTED[key] = (weakref.ref(data.arrays), state, history)
     return history
+
+
+_LATENTS: dict[tuple, tuple[weakref.ref, FrozenCameraOutputs]] = {}
+_LATENTS_MAX = 4
+
+
+def frozen_camera_latents(method: Method, data: MethodData, index: np.ndarray, *, jitter_s: float,
+                          misalign_s: float = 0.0) -> FrozenCameraOutputs:
+    """:class:`FrozenCameraOutputs` of ``method.camera_encoder`` (fitted by
+    :func:`train_camera_classifier` and not changed since) for trials ``index``; reused in this process
+    by every method that shares the same camera model."""
+    key = (getattr(method, "camera_fit_key_", None), index.tobytes(), jitter_s, misalign_s)
+    cached = _LATENTS.get(key)
+    if key[0] is not None and cached is not None and cached[0]() is data.arrays:
+        return cached[1]
+    outputs = FrozenCameraOutputs(method.camera_encoder, data, index, jitter_s=jitter_s, misalign_s=misalign_s)
+    if key[0] is not None:
+        if len(_LATENTS) >= _LATENTS_MAX:
+            _LATENTS.pop(next(iter(_LATENTS)))
+        _LATENTS[key] = (weakref.ref(data.arrays), outputs)
+    return outputs
 
 
 class CameraOnly(Method):

@@ -38,12 +38,23 @@ class FrozenCameraOutputs:
                                          for i in range(0, len(cam_t), batch_clips)]))
         self.table = torch.stack(tables, dim=1)  # (n_trials, 2D + 1, ...)
 
-    def batch(self, data: MethodData, index: np.ndarray, rng: np.random.Generator
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised IMU windows (n, W, 6) of trials ``index`` and the camera model's outputs for them."""
+    def map(self, function) -> FrozenCameraOutputs:
+        """A copy whose table is ``function(table rows)`` (e.g. a head turning latents into logits)."""
+        mapped = object.__new__(FrozenCameraOutputs)
+        mapped.__dict__.update(self.__dict__)
+        with torch.no_grad():
+            mapped.table = torch.stack([function(self.table[:, k]) for k in range(self.table.shape[1])], dim=1)
+        return mapped
+
+    def batch(self, data: MethodData, index: np.ndarray, rng: np.random.Generator, *, with_imu: bool = True
+              ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Standardised IMU windows (n, W, 6) of trials ``index`` (None without ``with_imu``) and the
+        camera model's outputs for the same windows."""
         shift = rng.integers(-self.jitter, self.jitter + 1, size=len(index))
         offset = rng.integers(-self.misalign, self.misalign + 1, size=len(index))
-        imu, _ = data.arrays.windows(index, shift_samples=shift, with_camera=False)
+        imu = None
+        if with_imu:
+            windows, _ = data.arrays.windows(index, shift_samples=shift, with_camera=False)
+            imu = torch.from_numpy(data.standardizer(windows))
         rows = torch.as_tensor([self.rows[int(i)] for i in index])
-        outputs = self.table[rows, torch.from_numpy(shift + offset + self.span)]
-        return torch.from_numpy(data.standardizer(imu)), outputs
+        return imu, self.table[rows, torch.from_numpy(shift + offset + self.span)]

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from c3t_edge.methods.alignment import distillation_loss
 from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
-from c3t_edge.methods.camera import train_camera_classifier
-from c3t_edge.methods.frozen import FrozenCameraOutputs
+from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
 
 
 class StudentTeacher(Method):
     """Stage 1: camera encoder + head by cross-entropy on labelled clips (``config.steps``).
     Stage 2: IMU encoder + head by distillation (temperature ``config.temperature``) on paired windows,
     the frozen teacher seeing the camera clip of the same (jittered, possibly misaligned) window
-    (tabulated once, :class:`FrozenCameraOutputs`).
+    (tabulated once, :func:`frozen_camera_latents`).
 
     ``extra``: ``student_steps`` (default ``steps``), ``student_head`` (default ``config.head``).
     """
@@ -40,8 +38,8 @@ class StudentTeacher(Method):
         torch.manual_seed(cfg.seed + 1_000_003)
         rng = np.random.default_rng([cfg.seed, 1])
 
-        teacher = FrozenCameraOutputs(nn.Sequential(self.camera_encoder, self.camera_head), data, data.paired,
-                                      jitter_s=cfg.jitter_s, misalign_s=cfg.misalign_s)
+        latents = frozen_camera_latents(self, data, data.paired, jitter_s=cfg.jitter_s, misalign_s=cfg.misalign_s)
+        teacher = latents.map(self.camera_head)
 
         def step(_):
             imu, teacher_logits = teacher.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
