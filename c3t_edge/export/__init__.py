@@ -137,17 +137,18 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data:
         raise BundleError(f"{run_dir}: a {run.config.method!r} run has no IMU model to export "
                           "(the camera method predicts from camera clips)") from None
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite and not (out / METADATA_FILE).exists():
-            raise BundleError(f"{out} exists and is not a bundle: choose an empty or new directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite
+                                              and not (out / METADATA_FILE).exists())):
+        raise BundleError(f"{out} exists and is not a bundle: choose an empty or new directory")
     pre = run.config.preprocess
     window, n_ch = pre.window_samples, len(IMU_CHANNELS)
     data_dir = calibration_data or run.info["data"].get("path")
     say(f"reading real windows from {data_dir or 'the default dataset'}")
     calibration, evaluation = real_windows(run, data_dir)
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     standardize = run.method.standardizer_
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with torch.no_grad():

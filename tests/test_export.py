@@ -1,0 +1,208 @@
+"""``c3t-edge export`` on a real, briefly trained run: every file runs in its real engine, parity and
+INT8 accuracy are asserted, and the MCU target is generated.
+
+Needs the UTD-MHAD folder (skips without it) and torch; the TFLite files need the optional
+``tflite`` extra (litert-torch): without it the export must still write the ONNX files and say why
+the TFLite ones are missing, which these tests then check instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="export needs the 'train' extra (torch)")
+pytest.importorskip("onnx", reason="export needs the 'train' extra (onnx)")
+
+from c3t_edge import load_bundle  # noqa: E402
+from c3t_edge.bundle import verify_bundle  # noqa: E402
+from c3t_edge.cli import main  # noqa: E402
+from c3t_edge.data.actions import UTD_MHAD_ACTIONS  # noqa: E402
+
+HAVE_CONVERTER = importlib.util.find_spec("litert_torch") is not None
+needs_converter = pytest.mark.skipif(not HAVE_CONVERTER,
+                                     reason="TFLite conversion needs the 'tflite' extra (pip install litert-torch)")
+
+
+@pytest.fixture(scope="session")
+def dev_run(utd_mhad_dir, tmp_path_factory) -> Path:
+    """A supervised wrist run on the development split (train 1,3,5; test 2,4,6), briefly trained."""
+    from c3t_edge.methods import default_config
+    from c3t_edge.training import train_run
+
+    out = tmp_path_factory.mktemp("export-run") / "run"
+    train_run(default_config("supervised", placement="wrist", steps=300), utd_mhad_dir, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(dev_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export-bundle") / "bundle"
+    args = ["export", str(dev_run), "--out", str(out), "--quiet"]
+    if HAVE_CONVERTER:
+        args += ["--target", "mcu"]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def meta(bundle_dir) -> dict:
+    return verify_bundle(bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def test_windows(dev_run, utd_mhad_dir):
+    """Raw test-subject windows, labels, and the torch logits of the run's model on them."""
+    from c3t_edge.training import load_arrays, load_run, make_split
+
+    run = load_run(dev_run)
+    arrays = load_arrays(utd_mhad_dir, run.config)
+    split = make_split(arrays, "development")
+    imu, _ = arrays.windows(split.test, with_camera=False)
+    logits = run.method.predict_logits(run.method.standardizer_(imu))
+    return imu, arrays.labels[split.test], logits
+
+
+def _files(meta: dict) -> list[tuple[str, str, str]]:
+    return [(name, e["engine"], e["precision"]) for name, e in meta["files"].items()]
+
+
+def test_metadata_describes_the_run(meta):
+    assert meta["labels"] == list(UTD_MHAD_ACTIONS[:21])
+    assert meta["training"]["method"] == "supervised" and meta["training"]["split"] == "development"
+    assert meta["training"]["train_subjects"] == [1, 3, 5] and meta["training"]["test_subjects"] == [2, 4, 6]
+    assert "subjects 1,3,5" in meta["calibration"]["data"]  # calibrated on training subjects only
+    assert meta["evaluation"]["subjects"] == [2, 4, 6] and meta["evaluation"]["held_out"] is True
+    assert meta["hop_samples"] == 25 and meta["window_samples"] == 180
+    assert set(meta["parity"]) == set(meta["files"])
+
+
+def test_fp32_files_match_torch(meta, bundle_dir, test_windows):
+    imu, _, torch_logits = test_windows
+    for name, engine, precision in _files(meta):
+        if precision != "fp32":
+            continue
+        assert meta["parity"][name]["max_abs_logit_diff"] <= 1e-4, name
+        assert meta["parity"][name]["top1_agreement"] == 1.0, name
+        logits = load_bundle(bundle_dir, precision="fp32", engine=engine).predict_logits(imu)
+        assert np.abs(logits - torch_logits).max() <= 1e-4, name
+
+
+def test_int8_files_lose_at_most_one_accuracy_point(meta, bundle_dir, test_windows):
+    imu, labels, _ = test_windows
+    fp32 = np.mean(load_bundle(bundle_dir).predict(imu) == labels)
+    assert fp32 == pytest.approx(meta["accuracy"]["model.onnx"])
+    for name, engine, precision in _files(meta):
+        if precision != "int8":
+            continue
+        accuracy = np.mean(load_bundle(bundle_dir, precision="int8", engine=engine).predict(imu) == labels)
+        assert accuracy == pytest.approx(meta["accuracy"][name]), name
+        assert accuracy >= fp32 - 0.01, (name, accuracy, fp32)
+        assert meta["parity"][name]["top1_agreement"] >= 0.9, name
+
+
+def test_int8_files_are_small(meta):
+    assert meta["files"]["model.int8.onnx"]["bytes"] <= 0.30 * meta["files"]["model.onnx"]["bytes"]
+    if "model.int8.tflite" in meta["files"]:
+        assert meta["files"]["model.int8.tflite"]["bytes"] <= 0.30 * meta["files"]["model.tflite"]["bytes"]
+
+
+def test_onnx_files_are_single_file_dynamic_batch_qdq(bundle_dir, test_windows):
+    import onnx
+
+    fp32 = onnx.load(str(bundle_dir / "model.onnx"))
+    assert max(o.version for o in fp32.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert not [t for t in fp32.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    dims = fp32.graph.input[0].type.tensor_type.shape.dim
+    assert fp32.graph.input[0].name == "imu" and dims[0].dim_param and [d.dim_value for d in dims[1:]] == [180, 6]
+    assert fp32.graph.output[0].name == "logits"
+    int8 = onnx.load(str(bundle_dir / "model.int8.onnx"))
+    ops = {n.op_type for n in int8.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    per_channel = [n for n in int8.graph.node if n.op_type == "DequantizeLinear"
+                   and any(a.name == "axis" for a in n.attribute)]
+    assert per_channel, "weights are quantized per channel"
+    imu = test_windows[0]
+    for precision in ("fp32", "int8"):
+        bundle = load_bundle(bundle_dir, precision=precision)
+        one = bundle.predict_logits(imu[:1])
+        many = bundle.predict_logits(imu[:7])
+        np.testing.assert_allclose(one[0], many[0], atol=1e-4)
+
+
+def test_tflite_files_or_the_reason_they_are_missing(meta, bundle_dir):
+    if not HAVE_CONVERTER:
+        assert set(meta["missing_files"]) == {"model.tflite", "model.int8.tflite"}
+        assert "litert-torch" in meta["missing_files"]["model.tflite"]
+        assert (bundle_dir / "model.onnx").exists() and (bundle_dir / "model.int8.onnx").exists()
+        return
+    assert {"model.tflite", "model.int8.tflite"} <= set(meta["files"])
+    int8 = meta["files"]["model.int8.tflite"]
+    assert int8["input"]["dtype"] == "int8" and int8["output"]["dtype"] == "int8"
+    assert int8["input"]["quantization"]["scale"] > 0
+
+
+@needs_converter
+def test_mcu_target(meta, bundle_dir):
+    mcu = bundle_dir / "mcu"
+    source = (mcu / "c3t_model_data.cc").read_text()
+    assert len(re.findall(r"0x[0-9a-f]{2}", source)) == meta["files"]["model.int8.tflite"]["bytes"]
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= set(meta["mcu"]["ops"])
+    assert "QUANTIZE" not in meta["mcu"]["ops"] and "DEQUANTIZE" not in meta["mcu"]["ops"]  # full-integer
+    ops_header = (mcu / "c3t_model_ops.h").read_text()
+    assert "resolver.AddConv2D();" in ops_header and "resolver.AddFullyConnected();" in ops_header
+    assert f"MicroMutableOpResolver<{len(meta['mcu']['ops'])}>" in ops_header
+    assert meta["mcu"]["arena_bytes_estimate"] > meta["mcu"]["activation_peak_bytes"] > 0
+    header = (mcu / "c3t_model_data.h").read_text()
+    assert "#define C3T_WINDOW 180" in header and "#define C3T_LABELS 21" in header
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler:
+        proc = subprocess.run([compiler, "-std=c++11", "-fsyntax-only", "-Wall", "-Werror",
+                               str(mcu / "c3t_model_data.cc")], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_info_json_on_an_exported_bundle(bundle_dir, capsys):
+    assert main(["info", "--model", str(bundle_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["evaluation"]["held_out"] is True
+    assert info["parity"]["model.onnx"]["max_abs_logit_diff"] <= 1e-4
+    assert set(info["files"]) == set(verify_bundle(bundle_dir)["files"])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "c3t_edge", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_camera_run_has_no_imu_model(utd_mhad_dir, tmp_path):
+    from c3t_edge.methods import default_config
+    from c3t_edge.training import train_run
+
+    run = tmp_path / "camera-run"
+    train_run(default_config("camera", camera="skeleton", placement="wrist", steps=2), utd_mhad_dir, run)
+    proc = _cli("export", str(run), "--out", str(tmp_path / "b"))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has no IMU model" in lines[0]
+
+
+def test_export_refusals(dev_run, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    proc = _cli("export", str(dev_run), "--out", str(busy))
+    assert proc.returncode == 1 and "is not a bundle" in proc.stderr and (busy / "notes.txt").exists()
+    proc = _cli("export", str(dev_run), "--out", str(tmp_path / "b"), "--quiet",
+                "--calibration-data", str(tmp_path / "nope"))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "does not exist" in proc.stderr
+    proc = _cli("export", str(tmp_path / "no-run"), "--out", str(tmp_path / "c"))
+    assert proc.returncode == 1 and "not a run directory" in proc.stderr
