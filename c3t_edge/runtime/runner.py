@@ -91,7 +91,7 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
 
     def silence_hint() -> None:
         dec = pipeline.decoder.stats
-        if dec.samples or transport.kind == "replay":
+        if dec.samples:
             return
         if transport.stats.bytes_in == 0:
             sink(Notice(f"no data from {port} after {SILENCE_HINT_S:g} s: is the device on and streaming, and "
