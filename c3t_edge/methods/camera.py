@@ -70,7 +70,7 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
 
 
 _LATENTS: dict[tuple, tuple[weakref.ref, FrozenCameraOutputs]] = {}
-_LATENTS_MAX = 4
+_LATENTS_MAX = 12
 
 
 def frozen_camera_latents(method: Method, data: MethodData, index: np.ndarray, *, jitter_s: float,
