@@ -25,7 +25,15 @@ import numpy as np
 
 from c3t_edge.data import open_dataset
 from c3t_edge.data.actions import UTD_MHAD_ACTIONS, WRIST_ACTION_NUMBERS
-from c3t_edge.runtime import ActionEvent, ListSink, StreamPipeline, load_model
+from c3t_edge.runtime import (
+    ActionEvent,
+    GateConfig,
+    ListSink,
+    PipelineConfig,
+    SmoothingConfig,
+    StreamPipeline,
+    load_model,
+)
 from c3t_edge.runtime.runner import PortOptions, run_port
 from c3t_edge.runtime.sessions import compose_session, score_events, write_session_recording
 
@@ -38,7 +46,13 @@ def main() -> int:
     parser.add_argument("--trials", default="1,2,3,4")
     parser.add_argument("--rest", type=float, default=2.0, help="seconds of still wrist between actions")
     parser.add_argument("--data", default=None)
+    parser.add_argument("--confidence", type=float, default=SmoothingConfig.enter)
+    parser.add_argument("--release", type=float, default=SmoothingConfig.exit)
+    parser.add_argument("--history", type=int, default=SmoothingConfig.history)
+    parser.add_argument("--no-gate", action="store_true")
     args = parser.parse_args()
+    smoothing = SmoothingConfig(args.history, args.confidence, min(args.release, args.confidence))
+    config = PipelineConfig(gate=GateConfig(enabled=not args.no_gate), smoothing=smoothing)
     model = load_model(args.model, precision=args.precision)
     trained = (model.spec.info.get("training") or {}).get("train_subjects")
     dataset = open_dataset(args.data)
@@ -61,7 +75,7 @@ def main() -> int:
                 session = compose_session(chosen, rest_s=args.rest, seed=subject * 10 + trial)
                 path = write_session_recording(session, Path(tmp) / f"s{subject}_t{trial}.c3trec")
                 sink = ListSink()
-                asyncio.run(run_port(f"replay://{path}", StreamPipeline(model), sink,
+                asyncio.run(run_port(f"replay://{path}", StreamPipeline(model, config=config), sink,
                                      options=PortOptions(speed=None), handle_signals=False))
                 acts = [e for e in sink.events if isinstance(e, ActionEvent)]
                 score = score_events(acts, session.truth, slack_s=model.spec.window_s)
@@ -77,7 +91,8 @@ def main() -> int:
     n = totals["n_true"]
     held = "held out" if trained and not set(subjects) & {int(s) for s in trained} else "NOT held out"
     print(f"\n{model.spec.name}, trained on subjects {trained}; sessions of subjects {subjects} ({held}), "
-          f"rest {args.rest:g} s")
+          f"rest {args.rest:g} s; confidence {args.confidence:g}, release {config.smoothing.exit:g}, "
+          f"history {args.history}, gate {'off' if args.no_gate else 'on'}")
     print(f"event-level accuracy {totals['correct']}/{n} = {totals['correct'] / n:.1%}; detected "
           f"{totals['detected']}/{n}; events during rest {totals['false_events']}; repeated "
           f"{totals['extra_events']}; first-event time minus action end: median "

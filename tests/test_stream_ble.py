@@ -101,8 +101,11 @@ def test_ble_stream_of_real_trials_through_the_default_bundle():
     sink = asyncio.run(main())
     gaps = [e for e in sink.events if isinstance(e, GapEvent)]
     assert len(gaps) == 1 and gaps[0].cause == "link"
-    clear = [s for s in truth if s.end_s < gaps[0].t_from or s.start_s > gaps[0].t_to + model.spec.window_s]
-    score = score_events(sink.actions(), clear, slack_s=model.spec.window_s)
-    after = [m for m, s in zip(score.matches, clear, strict=True) if s.start_s > gaps[0].t_to]
-    assert score.accuracy >= 0.9 and score.false_events == 0, score.as_dict()
+    score = score_events(sink.actions(), truth, slack_s=model.spec.window_s)
+    assert score.false_events == 0, score.as_dict()  # nothing during rest
+    # actions wholly received (not cut by the outage, nor within a window after it) are all recognised
+    clear = [m for m, s in zip(score.matches, truth, strict=True)
+             if s.end_s < gaps[0].t_from or s.start_s > gaps[0].t_to + model.spec.window_s]
+    after = [m for m in clear if m["start_s"] > gaps[0].t_to]
+    assert sum(m["correct"] for m in clear) >= 0.9 * len(clear), score.matches
     assert len(after) >= 5 and all(m["correct"] for m in after)
