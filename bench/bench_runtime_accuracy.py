@@ -50,10 +50,11 @@ def main() -> int:
     parser.add_argument("--release", type=float, default=SmoothingConfig.exit)
     parser.add_argument("--history", type=int, default=SmoothingConfig.history)
     parser.add_argument("--no-gate", action="store_true")
+    parser.add_argument("--hop", type=int, default=None, help="samples between windows (default: the bundle's)")
     args = parser.parse_args()
     smoothing = SmoothingConfig(args.history, args.confidence, min(args.release, args.confidence))
     config = PipelineConfig(gate=GateConfig(enabled=not args.no_gate), smoothing=smoothing)
-    model = load_model(args.model, precision=args.precision)
+    model = load_model(args.model, precision=args.precision, hop=args.hop)
     trained = (model.spec.info.get("training") or {}).get("train_subjects")
     dataset = open_dataset(args.data)
     subjects = [int(s) for s in args.subjects.split(",")]
@@ -92,7 +93,7 @@ def main() -> int:
     held = "held out" if trained and not set(subjects) & {int(s) for s in trained} else "NOT held out"
     print(f"\n{model.spec.name}, trained on subjects {trained}; sessions of subjects {subjects} ({held}), "
           f"rest {args.rest:g} s; confidence {args.confidence:g}, release {config.smoothing.exit:g}, "
-          f"history {args.history}, gate {'off' if args.no_gate else 'on'}")
+          f"history {args.history}, hop {model.spec.hop}, gate {'off' if args.no_gate else 'on'}")
     print(f"event-level accuracy {totals['correct']}/{n} = {totals['correct'] / n:.1%}; detected "
           f"{totals['detected']}/{n}; events during rest {totals['false_events']}; repeated "
           f"{totals['extra_events']}; first-event time minus action end: median "
