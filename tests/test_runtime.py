@@ -269,3 +269,27 @@ def test_runtime_path_never_imports_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_auto_decoder_picks_binary_or_text_for_any_chunking():
+    from c3t_edge.protocol import SampleBatch
+    from c3t_edge.runtime.autodetect import AutoDecoder
+
+    s = synthetic_session([("x", 1)], rest_s=1.0)
+    binary = b"".join(d for _, d in session_stream(s))
+    text = b"".join(",".join(f"{v:.4f}" for v in row).encode() + b"\r\n" for row in s.samples)
+    text = b"\r\nc3t-imu-sim ready\r\n" + text  # a banner, as sketches print
+    for data, mode in ((binary, "binary"), (text, "text")):
+        for step in (1, 33, len(data)):
+            dec = AutoDecoder(50.0, text_channels=6)
+            items = []
+            for i in range(0, len(data), step):
+                items += dec.feed(data[i:i + step])
+            items += dec.finish()
+            assert dec.mode == mode
+            n = sum(len(b) for b in items if isinstance(b, SampleBatch))
+            assert n == len(s.samples) and dec.stats.samples == n
+    dec = AutoDecoder(50.0)
+    for _ in range(100):
+        assert dec.feed(b"\x13garbage line that is not numbers\n" * 50) == []
+    assert dec.mode is None and all(len(v) <= 1000 for v in dec._pending.values())

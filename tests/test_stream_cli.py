@@ -65,7 +65,7 @@ def test_replay_readable_output_and_summary():
     (["replay", str(DEMO), "--speed", "0"], "--speed must be > 0"),
     (["replay", str(DEMO), "--confidence", "0.2", "--release", "0.5"], "exit <= enter"),
     (["stream", "--port", "/dev/c3t-no-such-port"], "cannot open serial port"),
-    (["stream", "--port", "loop://", "--rate", "100"], "--rate is for --text"),
+    (["stream", "--port", "loop://", "--binary", "--rate", "100"], "--rate is for text-mode devices"),
     (["demo", "--speed", "-1"], "--speed must be > 0"),
 ])
 def test_errors_are_one_line(args, message, tmp_path):
@@ -166,3 +166,34 @@ def test_a_device_the_bundle_cannot_use_is_one_clear_error(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "25 Hz" in proc.stderr and "resampling is supported" in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("c3t-edge replay: error:")
+
+
+def test_stream_detects_a_text_mode_device(sim, tmp_path):
+    """c3t-imu-sim --text (an Edge Impulse data forwarder sketch) -> pty -> `c3t-edge stream` without
+    --text: the text mode is detected and actions are recognised, in the session's order."""
+    csv = write_csv(tmp_path / "session.csv", demo_samples()[:2000])  # the first 40 s
+    relay = PlugRelay(str(tmp_path / "ttyTXT"))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    stream = subprocess.Popen([sys.executable, "-m", "c3t_edge", "stream", "--port", relay.link, "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.0)  # the port is open: the device starts printing
+    device = subprocess.Popen([str(sim), "--csv", str(csv), "--rate", "50", "--out", relay.a_slave_name,
+                               "--speed", "10", "--text"], stderr=subprocess.PIPE)
+    try:
+        device.wait(30)
+        time.sleep(0.5)
+        stream.send_signal(signal.SIGINT)
+        out, err = stream.communicate(timeout=15)
+    finally:
+        for proc in (stream, device):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        relay.close()
+    assert stream.returncode == 0 and "Traceback" not in err, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert lines[0]["type"] == "device" and lines[0]["name"] == "text"
+    assert lines[-1]["type"] == "summary" and lines[-1]["samples"] > 1500
+    labels = [x["label"] for x in lines if x["type"] == "action"]
+    golden = [r[2] for r in json.loads(GOLDEN.read_text())["events"] if r[0] == "action"]
+    assert len(labels) >= 5 and labels == golden[golden.index(labels[0]):golden.index(labels[0]) + len(labels)]

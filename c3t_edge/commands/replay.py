@@ -13,9 +13,11 @@ import sys
 
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.runtime.options import (
+    add_format_flags,
     add_model_flags,
     add_output_flags,
     add_recognition_flags,
+    decoder_from_args,
     load_calibration,
     model_from_args,
     pipeline_from_args,
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="play X times faster than recorded (default 1: the recorded pace)")
     pace.add_argument("--as-fast-as-possible", "--fast", dest="fast", action="store_true",
                       help="no pacing at all")
+    add_format_flags(parser)
     add_output_flags(parser)
     add_recognition_flags(parser)
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     RecordingReader(args.file).close()  # not a recording: say so before loading the model
     calibration = load_calibration(args.calibration)
     model = model_from_args(args)
-    pipeline = pipeline_from_args(args, model, calibration=calibration)
+    pipeline = pipeline_from_args(args, model, calibration=calibration, decoder=decoder_from_args(args, model))
     sink = sink_from_args(args)
     speed = None if args.fast else args.speed
     if not args.json:

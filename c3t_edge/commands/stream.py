@@ -15,9 +15,11 @@ import sys
 
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.runtime.options import (
+    add_format_flags,
     add_model_flags,
     add_output_flags,
     add_recognition_flags,
+    decoder_from_args,
     load_calibration,
     model_from_args,
     pipeline_from_args,
@@ -34,33 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="PROFILE",
                         help="sensor calibration profile (default: none, samples used as sent)")
     parser.add_argument("--baud", type=int, default=115200, metavar="N", help="serial baud rate (default 115200)")
-    parser.add_argument("--text", action="store_true",
-                        help="the device prints text lines (Edge Impulse data forwarder) instead of frames")
-    parser.add_argument("--rate", type=float, metavar="HZ",
-                        help="sample rate of a --text device (default: the model's)")
+    add_format_flags(parser)
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     add_output_flags(parser)
     add_recognition_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from c3t_edge.protocol import make_decoder
     from c3t_edge.runtime.runner import PortOptions, run_port
 
     if args.baud <= 0:
         raise C3TEdgeError(f"--baud must be > 0 (got {args.baud})")
     if args.duration is not None and not args.duration > 0:
         raise C3TEdgeError(f"--duration must be > 0 seconds (got {args.duration:g})")
-    if args.rate is not None and not args.text:
-        raise C3TEdgeError("--rate is for --text devices (binary devices declare their rate)")
     calibration = load_calibration(args.calibration)
     model = model_from_args(args)
-    decoder = None
-    if args.text:
-        rate = args.rate or model.spec.sample_rate_hz
-        if not rate > 0:
-            raise C3TEdgeError(f"--rate must be > 0 (got {rate:g})")
-        decoder = make_decoder("text", sample_rate_hz=rate, n_channels=len(model.spec.channels))
+    decoder = decoder_from_args(args, model)
     pipeline = pipeline_from_args(args, model, decoder=decoder, calibration=calibration)
     sink = sink_from_args(args)
     if not args.json:

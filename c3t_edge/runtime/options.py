@@ -45,6 +45,32 @@ def add_recognition_flags(parser: argparse.ArgumentParser) -> None:
                    help="classify still windows too (by default windows without motion are 'no action')")
 
 
+def add_format_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--text", action="store_const", const="text", dest="format",
+                   help="the device prints text lines (Edge Impulse data forwarder); default: detected")
+    g.add_argument("--binary", action="store_const", const="binary", dest="format",
+                   help="the device sends protocol frames; default: detected")
+    parser.set_defaults(format="auto")
+    parser.add_argument("--rate", type=float, metavar="HZ",
+                        help="sample rate of a text-mode device (text carries no time; default: the model's)")
+
+
+def decoder_from_args(args: argparse.Namespace, model: WindowModel):
+    """The decoder for ``--text``/``--binary``/detection, with ``--rate`` for text."""
+    from c3t_edge.protocol import make_decoder
+    from c3t_edge.runtime.autodetect import AutoDecoder
+
+    if args.rate is not None and (args.format == "binary" or not args.rate > 0):
+        raise C3TEdgeError("--rate is for text-mode devices and must be > 0 (binary devices declare their rate)")
+    rate = args.rate or model.spec.sample_rate_hz
+    if args.format == "binary":
+        return make_decoder("binary")
+    if args.format == "text":
+        return make_decoder("text", sample_rate_hz=rate, n_channels=len(model.spec.channels))
+    return AutoDecoder(rate, text_channels=len(model.spec.channels))
+
+
 def load_calibration(path: str | None) -> Calibration:
     """The calibration stage for ``--calibration``: identity when none is given."""
     if path is None:

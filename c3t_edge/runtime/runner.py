@@ -97,8 +97,8 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
             sink(Notice(f"no data from {port} after {SILENCE_HINT_S:g} s: is the device on and streaming, and "
                         "is this its port?"))
         elif dec.frames == 0:
-            sink(Notice(f"{transport.stats.bytes_in} bytes from {port} but no valid frame: a text-mode device "
-                        "needs --text (and --rate); a binary one, the right baud rate"))
+            sink(Notice(f"{transport.stats.bytes_in} bytes from {port} but neither valid frames nor lines of "
+                        "numbers: is the baud rate right (--baud)?"))
         elif getattr(dec, "no_info", 0):
             sink(Notice("sample frames arrive but the device has not described itself (DEVICE_INFO); "
                         "its samples cannot be scaled until it does"))
