@@ -5,9 +5,11 @@
 Prints, in one run so the ratios compare like with like:
 
 1. per-window latency at batch 1 on one thread for each file the bundle has (``model.onnx``,
-   ``model.int8.onnx``, ``model.tflite``, ``model.int8.tflite``): the engine call alone and the
-   whole ``Bundle.predict_proba`` (normalisation + engine + softmax), median over ``--rounds``
-   interleaved rounds of ``--windows`` calls each; INT8/FP32 ratio per engine;
+   ``model.int8.onnx``, ``model.tflite``, ``model.int8.tflite``): ``Bundle.predict_logits`` (raw
+   window -> logits: normalisation, int8 quantization where the file takes int8, the engine,
+   dequantization), the engine call alone on pre-converted input, and ``Bundle.predict_proba``;
+   median over ``--rounds`` interleaved rounds of ``--windows`` calls each; the INT8/FP32 ratio per
+   engine is of ``predict_logits``;
 2. file sizes and the INT8/FP32 size ratio;
 3. the wall time of ``c3t-edge info --model default`` in a fresh process (median of 5), and whether
    that process (and a fresh process that loads a bundle and predicts) imported torch.
@@ -59,6 +61,27 @@ def windows(n: int) -> tuple[np.ndarray, str]:
     return np.concatenate([acc, gyro], axis=2).astype(np.float32), "synthetic windows"
 
 
+def _engine_input(bundle, data: np.ndarray) -> np.ndarray:
+    """What the engine itself takes: standardised float windows, or int8 for a full-integer file."""
+    x = bundle.standardize(data)
+    backend = bundle._backend
+    if getattr(backend, "input_dtype", np.float32) != np.float32:
+        from c3t_edge.backends.tflite import quantize
+
+        x = quantize(x, *backend._in["quantization"], backend.input_dtype)
+    return x
+
+
+def _engine_call(bundle):
+    backend = bundle._backend
+    if bundle.engine == "tflite":
+        def call(x):
+            backend.interpreter.set_tensor(backend._in["index"], x)
+            return backend._invoke_and_read()
+        return call
+    return backend.run
+
+
 def time_calls(fn, inputs: np.ndarray) -> float:
     """Mean seconds per call of ``fn`` over ``inputs`` (one window each)."""
     start = time.perf_counter()
@@ -86,25 +109,26 @@ def main() -> int:
                 bundles[name] = load_bundle(path, precision=precision, engine=engine, threads=1)
             except Exception as exc:  # e.g. no TFLite interpreter installed
                 print(f"  {name}: skipped ({exc})")
-    standardised = {name: b.standardize(data) for name, b in bundles.items()}
-    engine_s: dict[str, list[float]] = {name: [] for name in bundles}
-    full_s: dict[str, list[float]] = {name: [] for name in bundles}
-    for name, bundle in bundles.items():  # warm-up
-        time_calls(bundle._backend.run, standardised[name][:200])
+    engine_inputs = {name: _engine_input(b, data) for name, b in bundles.items()}
+    timings: dict[str, dict[str, list[float]]] = {name: {"engine": [], "logits": [], "proba": []} for name in bundles}
+    for bundle in bundles.values():  # warm-up
+        time_calls(bundle.predict_logits, data[:200])
     for _ in range(args.rounds):
         for name, bundle in bundles.items():
-            engine_s[name].append(time_calls(bundle._backend.run, standardised[name]))
-            full_s[name].append(time_calls(bundle.predict_proba, data))
+            timings[name]["engine"].append(time_calls(_engine_call(bundle), engine_inputs[name]))
+            timings[name]["logits"].append(time_calls(bundle.predict_logits, data))
+            timings[name]["proba"].append(time_calls(bundle.predict_proba, data))
 
-    results: dict = {"latency_us": {}, "predict_proba_us": {}, "bytes": {}, "ratios": {}}
-    print(f"\n{'file':<20}{'engine µs':>12}{'predict_proba µs':>18}{'KiB':>10}")
+    results: dict = {"latency_us": {}, "engine_only_us": {}, "predict_proba_us": {}, "bytes": {}, "ratios": {}}
+    print(f"\n{'file':<20}{'predict_logits µs':>18}{'engine only µs':>16}{'predict_proba µs':>18}{'KiB':>9}")
     for name in bundles:
-        e, f = 1e6 * float(np.median(engine_s[name])), 1e6 * float(np.median(full_s[name]))
+        t = {k: 1e6 * float(np.median(v)) for k, v in timings[name].items()}
         size = meta["files"][name]["bytes"]
-        results["latency_us"][name] = round(e, 1)
-        results["predict_proba_us"][name] = round(f, 1)
+        results["latency_us"][name] = round(t["logits"], 1)
+        results["engine_only_us"][name] = round(t["engine"], 1)
+        results["predict_proba_us"][name] = round(t["proba"], 1)
         results["bytes"][name] = size
-        print(f"{name:<20}{e:>12.1f}{f:>18.1f}{size / 1024:>10.1f}")
+        print(f"{name:<20}{t['logits']:>18.1f}{t['engine']:>16.1f}{t['proba']:>18.1f}{size / 1024:>9.1f}")
     for engine in ("onnxruntime", "tflite"):
         fp32, int8 = MODEL_FILES[(engine, "fp32")], MODEL_FILES[(engine, "int8")]
         if fp32 in results["latency_us"] and int8 in results["latency_us"]:

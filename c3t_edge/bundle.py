@@ -205,6 +205,13 @@ class Bundle:
         n_ch = len(metadata["channels"])
         self._mean = np.asarray(norm.get("mean", np.zeros(n_ch)), np.float32)
         self._std = np.asarray(norm.get("std", np.ones(n_ch)), np.float32)
+        # (W, C) tiles: standardising then runs as one contiguous loop per window
+        window = int(metadata["window_samples"])
+        self._mean_tile = np.ascontiguousarray(np.broadcast_to(self._mean, (window, n_ch)))
+        self._std_tile = np.ascontiguousarray(np.broadcast_to(self._std, (window, n_ch)))
+        # An int8-input engine can take raw windows and standardise while it quantizes (one pass).
+        fold = getattr(backend, "fold_normalization", None)
+        self._folded = bool(self._outside and fold is not None and fold(self._mean, self._std))
         clip = metadata["clip_fit"]
         self._clip_fit = ClipFit(self.window_samples, clip.get("crop", "centre"), clip.get("pad", "edge"))
 
@@ -247,9 +254,13 @@ class Bundle:
     def standardize(self, windows: np.ndarray) -> np.ndarray:
         """Raw windows (bundle units) -> the model's input: per-channel ``(x - mean) / std``."""
         x = np.asarray(windows, dtype=np.float32)
-        if self._outside:
-            x = (x - self._mean) / self._std
-        return np.ascontiguousarray(x, dtype=np.float32)
+        if not self._outside:
+            return np.ascontiguousarray(x)
+        if x.shape[-2:] == self._mean_tile.shape:
+            y = np.subtract(x, self._mean_tile)
+            y /= self._std_tile
+            return y
+        return ((x - self._mean) / self._std).astype(np.float32)
 
     def _check(self, windows: np.ndarray) -> np.ndarray:
         x = np.asarray(windows, dtype=np.float32)
@@ -264,6 +275,8 @@ class Bundle:
         x = self._check(windows)
         if len(x) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self._folded:
+            return self._backend.run_raw(x)
         return self._backend.run(self.standardize(x))
 
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
