@@ -21,9 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "subjects); default: the run's dataset")
     parser.add_argument("--engine", choices=("onnxruntime", "tflite", "all"), default="all",
                         help="which engines' files to write (ONNX is always written; default all)")
-    parser.add_argument("--precision", choices=("fp32", "int8", "all"), default="all",
-                        help="accepted for symmetry with the runtime commands: a bundle always holds both "
-                             "precisions, so only 'all' is meaningful here")
     parser.add_argument("--target", choices=("mcu",), default=None,
                         help="also write mcu/: the INT8 TFLite model as a C array, its TFLite Micro op list "
                              "and an arena estimate")
@@ -35,9 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from c3t_edge.errors import C3TEdgeError
 
-    if args.precision != "all":
-        raise C3TEdgeError("a bundle always holds FP32 and INT8 files: --precision applies to the commands "
-                           "that run a bundle (info, stream, replay)")
     if args.target == "mcu" and args.engine == "onnxruntime":
         raise C3TEdgeError("--target mcu needs the INT8 TFLite file: drop --engine onnxruntime")
     from c3t_edge.export import export_bundle
