@@ -296,3 +296,18 @@ def test_info_default_is_quick():
     seconds = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     assert seconds < 5.0  # bench/bench_bundle.py measures the < 1 s target on an idle machine
+
+
+@needs_tflite_interpreter
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_tflite_one_pass_input_matches_the_two_step_path(precision):
+    """Bundle folds normalisation (and int8 quantization) into one pass; it must equal doing it in steps."""
+    if f"model{'.int8' if precision == 'int8' else ''}.tflite" not in read_metadata("default")["files"]:
+        pytest.skip("the default bundle was exported without the tflite extra")
+    bundle = load_bundle("default", precision=precision, engine="tflite")
+    x = _windows(5, seed=4)
+    folded = bundle.predict_logits(x)
+    stepwise = bundle._backend.run(bundle.standardize(x))
+    step = bundle._backend._out["quantization"][0] or 1e-6
+    assert np.abs(folded - stepwise).max() <= 4 * step  # an input exactly on a rounding edge may move one step
+    assert (folded.argmax(1) == stepwise.argmax(1)).all()
