@@ -347,4 +347,6 @@ def describe(meta: Mapping[str, Any], path: Path) -> dict:
         "evaluation": meta.get("evaluation", {}),
         "accuracy": meta.get("accuracy", {}),
         "parity": meta.get("parity", {}),
+        "development_estimate": meta.get("development_estimate"),
+        "note": meta.get("note"),
     }

@@ -64,6 +64,13 @@ def _text(info: dict) -> str:
         lines.append(f"  {name:<18} missing: {why}")
     if evaluation:
         lines.append(f"evaluated on {evaluation.get('windows')} windows: {evaluation.get('data')}")
+    estimate = info.get("development_estimate")
+    if estimate:
+        acc = estimate.get("accuracy", {})
+        figures = ", ".join(f"{name} {100 * acc[name]:.1f}%" for name in info["files"] if name in acc)
+        lines.append(f"held-out     {figures} ({estimate.get('windows')} windows of unseen subjects, same recipe)")
+    if info.get("note"):
+        lines.append(f"note         {info['note']}")
     if "loaded" in info:
         lines.append(f"loaded       {info['loaded']['file']} on {info['loaded']['engine']}: ok")
     return "\n".join(lines)
