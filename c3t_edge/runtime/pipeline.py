@@ -298,19 +298,11 @@ async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[Run
     stop = stop or asyncio.Event()
     if transport.kind == "replay":
         return await _run_replay(transport, pipeline, emit, stop)
-    stop_task = asyncio.ensure_future(stop.wait())
-    try:
+
+    async def pump() -> str:
+        # one plain await per chunk (no task per read): the least overhead between arrival and decision
         while True:
-            read_task = asyncio.ensure_future(transport.read())
-            done, _ = await asyncio.wait({read_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-            if read_task not in done:
-                read_task.cancel()
-                await asyncio.gather(read_task, return_exceptions=True)
-                for chunk in transport.read_nowait():
-                    for ev in pipeline.feed(chunk.data, time.perf_counter()):
-                        emit(ev)
-                return "stopped"
-            chunk = read_task.result()
+            chunk = await transport.read()
             if chunk is None:
                 for ev in pipeline.finish():
                     emit(ev)
@@ -323,9 +315,23 @@ async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[Run
                 await hello()
             for ev in pipeline.feed(chunk.data, arrival):
                 emit(ev)
+
+    pump_task = asyncio.ensure_future(pump())
+    stop_task = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({pump_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if pump_task in done:
+            return pump_task.result()  # "ended", or the transport's error
+        pump_task.cancel()  # stopped: it waits in read() (or a command write), never inside feed()
+        await asyncio.gather(pump_task, return_exceptions=True)
+        for chunk in transport.read_nowait():  # already received: decode it too
+            for ev in pipeline.feed(chunk.data, time.perf_counter()):
+                emit(ev)
+        return "stopped"
     finally:
-        stop_task.cancel()
-        await asyncio.gather(stop_task, return_exceptions=True)
+        for task in (pump_task, stop_task):
+            task.cancel()
+        await asyncio.gather(pump_task, stop_task, return_exceptions=True)
 
 
 #: A replay played as fast as possible feeds up to this many records to the pipeline at once, so
