@@ -103,19 +103,21 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
             sink(Notice("sample frames arrive but the device has not described itself (DEVICE_INFO); "
                         "its samples cannot be scaled until it does"))
 
-    hint = loop.call_later(SILENCE_HINT_S, silence_hint)
+    hint = None
     error: C3TEdgeError | None = None
     reason = "stopped"
     try:
         async with transport:
             pipeline_ready = process_age_s()
+            hint = loop.call_later(SILENCE_HINT_S, silence_hint)  # counted from the open port (BLE scans)
             try:
                 reason = await run_transport(transport, pipeline, sink, stop=stop)
             except C3TEdgeError as exc:
                 error = exc
                 reason = "error"
     finally:
-        hint.cancel()
+        if hint is not None:
+            hint.cancel()
         if timer is not None:
             timer.cancel()
         for sig in installed:
