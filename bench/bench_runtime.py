@@ -39,9 +39,15 @@ def demo_frames() -> list[bytes]:
 
 
 def stream_figures(model: str, seconds: float) -> dict:
-    from c3t_edge.protocol import CommandCode, command_bytes
+    import numpy as np
 
-    frames = demo_frames()
+    from c3t_edge.protocol import CommandCode, FrameDecoder, SampleBatch, command_bytes
+    from c3t_edge.runtime.sessions import Session, session_stream
+
+    dec = FrameDecoder()
+    x = np.concatenate([i.samples for f in demo_frames() for i in dec.feed(f) if isinstance(i, SampleBatch)])
+    reps = int(np.ceil(seconds / (len(x) / 50.0)))  # the demo session repeated, device time running on
+    frames = [d for _, d in session_stream(Session(np.concatenate([x] * reps), 50.0, 1.0, [], np.zeros(6)))]
     info, samples = frames[0], frames[1:]
     n_frames = min(len(samples), int(seconds * 5))  # 5 frames (of 10 samples) per second
     burst = 20  # 4 s: enough for the first 3.6 s window at once
