@@ -50,6 +50,10 @@ typedef struct {
     uint32_t boot_id;
     int wait_start;
     int hold;
+    const char *axes;          /* --axes SPEC, NULL = x,y,z */
+    double bias[SIM_CHANNELS]; /* --bias, g and deg/s */
+    double gain[SIM_CHANNELS]; /* --scale */
+    double rate_error_ppm;     /* --rate-error */
 } options_t;
 
 /* ------------------------------------------------------------------------------------ output */
@@ -400,7 +404,7 @@ static void run(device_t *d, csv_reader_t *csv)
         if (!have) {
             break;
         }
-        pace(d, (double)sample / d->opt.rate_hz, sample);
+        pace(d, sim_clock_true_s(&d->clock, sample), sample);
         if (d->opt.text) {
             int16_t raw[SIM_CHANNELS];
             sim_sensor_measure(&d->sensor, v, raw);
@@ -464,7 +468,14 @@ static void usage(FILE *f)
           "  --reset-at N            reboot after the N-th IMU frame: sequence numbers and device time\n"
           "                          restart at 0, a new boot id, DEVICE_INFO and a BOOT event again\n"
           "  --seq-start N           first sequence number (to test the 32-bit wrap)\n"
-          "  --time-start-us N       device time of the first sample, us (to test the timestamp wrap)\n",
+          "  --time-start-us N       device time of the first sample, us (to test the timestamp wrap)\n"
+          "sensor faults, for calibration tests (applied in this order before quantisation):\n"
+          "  --axes SPEC             axis mapping of acc and gyro, e.g. y,-x,z: reported x = physical y,\n"
+          "                          reported y = -physical x, reported z = physical z (default x,y,z)\n"
+          "  --scale S[,...]         gain error: 3 values (acc x,y,z) or 6 (acc, then gyro); 1 = none\n"
+          "  --bias B,B,B,B,B,B      offset added to ax,ay,az (g) and gx,gy,gz (deg/s)\n"
+          "  --rate-error PPM        the oscillator runs fast by PPM: samples come at rate*(1+PPM*1e-6)\n"
+          "                          per true second (with --realtime/--speed) but are stamped nominally\n",
           f);
 }
 
@@ -484,6 +495,33 @@ static double num_arg(const char *opt, const char *val, double lo, double hi)
     return v;
 }
 
+/* Parse a comma-separated list of 'lo'..'hi' numbers into v; returns how many (at most max). */
+static int num_list(const char *opt, const char *val, double *v, int max, double lo, double hi)
+{
+    int n = 0;
+    const char *p = val;
+    if (val == NULL) {
+        num_arg(opt, val, 0, 0);
+    }
+    for (;;) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || n == max || !(x >= lo && x <= hi)) {
+            fprintf(stderr, "c3t-imu-sim: %s %s: expected up to %d comma-separated numbers in [%g, %g]\n", opt,
+                    val, max, lo, hi);
+            exit(2);
+        }
+        v[n++] = x;
+        if (*end == '\0') {
+            return n;
+        }
+        if (*end != ',') {
+            num_list(opt, "?", v, 0, lo, hi);
+        }
+        p = end + 1;
+    }
+}
+
 static void parse_options(int argc, char **argv, options_t *o)
 {
     int i;
@@ -495,6 +533,9 @@ static void parse_options(int argc, char **argv, options_t *o)
     o->name = "c3t-imu-sim";
     o->device_id = 0x5133u;
     o->boot_id = 1;
+    for (i = 0; i < SIM_CHANNELS; ++i) {
+        o->gain[i] = 1.0;
+    }
     for (i = 1; i < argc; ++i) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -563,6 +604,33 @@ static void parse_options(int argc, char **argv, options_t *o)
             ++i;
         } else if (!strcmp(a, "--time-start-us")) {
             o->time_start_us = (uint64_t)num_arg(a, val, 0, 4294967295.0);
+            ++i;
+        } else if (!strcmp(a, "--axes")) {
+            sim_sensor_t probe;
+            if (val == NULL) {
+                num_arg(a, val, 0, 0);
+            }
+            if (sim_sensor_set_axes(&probe, val) != 0) {
+                fprintf(stderr, "c3t-imu-sim: --axes %s: expected a signed permutation such as y,-x,z\n", val);
+                exit(2);
+            }
+            o->axes = val;
+            ++i;
+        } else if (!strcmp(a, "--bias")) {
+            if (num_list(a, val, o->bias, SIM_CHANNELS, -1e6, 1e6) != SIM_CHANNELS) {
+                fprintf(stderr, "c3t-imu-sim: --bias needs 6 numbers: ax,ay,az (g),gx,gy,gz (deg/s)\n");
+                exit(2);
+            }
+            ++i;
+        } else if (!strcmp(a, "--scale")) {
+            int n = num_list(a, val, o->gain, SIM_CHANNELS, 1e-3, 1e3);
+            if (n != 3 && n != SIM_CHANNELS) {
+                fprintf(stderr, "c3t-imu-sim: --scale needs 3 numbers (acc) or 6 (acc, gyro)\n");
+                exit(2);
+            }
+            ++i;
+        } else if (!strcmp(a, "--rate-error")) {
+            o->rate_error_ppm = num_arg(a, val, -1e5, 1e5);
             ++i;
         } else if (!strcmp(a, "--device-id")) {
             char *end;
@@ -646,7 +714,13 @@ int main(int argc, char **argv)
     open_output(o);
 
     sim_sensor_init(&dev.sensor, o->acc_range_g, o->gyro_range_dps);
+    if (o->axes != NULL) {
+        (void)sim_sensor_set_axes(&dev.sensor, o->axes);
+    }
+    memcpy(dev.sensor.bias, o->bias, sizeof o->bias);
+    memcpy(dev.sensor.gain, o->gain, sizeof o->gain);
     dev.clock.rate_hz = o->rate_hz;
+    dev.clock.rate_error_ppm = o->rate_error_ppm;
     memset(&dev.info, 0, sizeof dev.info);
     dev.info.protocol_min = C3T_PROTOCOL_VERSION;
     dev.info.protocol_max = C3T_PROTOCOL_VERSION;

@@ -9,7 +9,52 @@ void sim_sensor_init(sim_sensor_t *s, double acc_range_g, double gyro_range_dps)
     s->gyro_range_dps = gyro_range_dps;
     for (i = 0; i < SIM_CHANNELS; ++i) {
         s->scale[i] = (float)((i < 3 ? acc_range_g : gyro_range_dps) / 32768.0);
+        s->gain[i] = 1.0;
+        s->bias[i] = 0.0;
     }
+    for (i = 0; i < 3; ++i) {
+        s->axis_from[i] = i;
+        s->axis_sign[i] = 1;
+    }
+}
+
+int sim_sensor_set_axes(sim_sensor_t *s, const char *spec)
+{
+    int from[3];
+    int sign[3];
+    int seen = 0;
+    int i;
+    const char *p = spec;
+    for (i = 0; i < 3; ++i) {
+        sign[i] = 1;
+        if (*p == '+' || *p == '-') {
+            sign[i] = *p == '-' ? -1 : 1;
+            ++p;
+        }
+        if (*p < 'x' || *p > 'z') {
+            return -1;
+        }
+        from[i] = *p - 'x';
+        if (seen & (1 << from[i])) {
+            return -1;
+        }
+        seen |= 1 << from[i];
+        ++p;
+        if (i < 2) {
+            if (*p != ',') {
+                return -1;
+            }
+            ++p;
+        }
+    }
+    if (*p != '\0') {
+        return -1;
+    }
+    for (i = 0; i < 3; ++i) {
+        s->axis_from[i] = from[i];
+        s->axis_sign[i] = sign[i];
+    }
+    return 0;
 }
 
 static int16_t quantize(double value, float scale)
@@ -30,9 +75,11 @@ static int16_t quantize(double value, float scale)
 void sim_sensor_measure(const sim_sensor_t *s, const double in[SIM_CHANNELS], int16_t out[SIM_CHANNELS])
 {
     int i;
-    /* Calibration faults go here: transform in[] (axes, scale, bias) before quantising. */
     for (i = 0; i < SIM_CHANNELS; ++i) {
-        out[i] = quantize(in[i], s->scale[i]);
+        int base = i < 3 ? 0 : 3;
+        int axis = i - base;
+        double v = (double)s->axis_sign[axis] * in[base + s->axis_from[axis]];
+        out[i] = quantize(s->gain[i] * v + s->bias[i], s->scale[i]);
     }
 }
 
@@ -52,7 +99,12 @@ void sim_sensor_describe(const sim_sensor_t *s, c3t_device_info_t *info)
 
 uint64_t sim_clock_t_us(const sim_clock_t *c, uint64_t k)
 {
-    /* Rate error goes here: a device whose oscillator is off samples at rate*(1+e) but counts time
-     * with the same oscillator, so its timestamps stay nominal while the host sees drift. */
+    /* A device whose oscillator is off samples at rate*(1+e) but counts time with the same
+     * oscillator, so its timestamps stay nominal; the host sees the drift (sim_clock_true_s). */
     return c->start_us + (uint64_t)floor((double)k * 1e6 / c->rate_hz + 0.5);
+}
+
+double sim_clock_true_s(const sim_clock_t *c, uint64_t k)
+{
+    return (double)k / (c->rate_hz * (1.0 + c->rate_error_ppm * 1e-6));
 }
