@@ -218,8 +218,10 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data:
         "missing_files": missing,
         "training": _training_section(run),
         "calibration": {"windows": int(len(calibration.windows)), "data": calibration.description,
-                        "method": "onnxruntime quantize_static, MinMax, QDQ, per-channel symmetric int8 weights, "
-                                  "asymmetric int8 activations"},
+                        "onnx": "onnxruntime quantize_static, QDQ, MinMax ranges, per-channel symmetric int8 "
+                                "weights, symmetric int8 activations",
+                        "tflite": "PT2E static quantization (litert-torch), per-channel symmetric int8 weights, "
+                                  "int8 activations, int8 input and output"},
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=1))  # provisional, so load_bundle can read it
 
