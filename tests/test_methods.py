@@ -104,3 +104,24 @@ def test_paired_labels_are_hidden_from_uma_methods() -> None:
     data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
     assert (data.labels(split.paired) == -1).all()
     assert (data.labels(split.labelled_camera) >= 0).all()
+
+
+@pytest.mark.parametrize("method_name", ["st", "ca", "c3t"])
+def test_shared_camera_model_changes_nothing(method_name: str) -> None:
+    """``evaluate`` trains one camera model per seed and reuses it: a method fitted after ``camera``
+    (camera model reused) predicts exactly as one fitted alone (camera model trained)."""
+    from c3t_edge.methods import camera as camera_module
+
+    arrays = tiny_arrays("depth")
+    camera_module._FITTED.clear()
+    camera_module._LATENTS.clear()
+    alone, split = fit(method_name, arrays, "depth")
+    imu, _ = arrays.windows(split.test)
+    expected = alone.predict_logits(alone.standardizer_(imu))
+    camera_module._FITTED.clear()
+    camera_module._LATENTS.clear()
+    fit("camera", arrays, "depth")
+    assert len(camera_module._FITTED) == 1
+    after, _ = fit(method_name, arrays, "depth")
+    assert len(camera_module._FITTED) == 1  # reused, not retrained
+    np.testing.assert_allclose(after.predict_logits(after.standardizer_(imu)), expected, rtol=1e-5, atol=1e-5)

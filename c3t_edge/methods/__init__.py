@@ -24,9 +24,9 @@ METHODS: dict[str, type[Method]] = {
 
 #: The camera model every method of a seed shares (see the README's results section): depth clips
 #: augmented (random scale, shift, rotation, gain), a motion channel (frame differences), a stride-2
-#: stem, and a pooled head over L2-normalised clip vectors.
-CAMERA_DEFAULTS: dict = {"camera_augment": 1.0, "camera_motion": True, "camera_stem_stride": 2,
-                         "head_normalize": True}
+#: stem, and a pooled head over L2-normalised clip vectors. Skeletons are not augmented (not measured).
+CAMERA_DEFAULTS: dict = {"camera_augment": 1.0, "camera_augment_skeleton": 0.0, "camera_motion": True,
+                         "camera_stem_stride": 2, "head_normalize": True}
 
 #: Per-method defaults, chosen on the development protocol (see the README's results section). Every
 #: method trains ``steps`` optimiser steps per stage; ``camera``, ``st``, ``ca`` and ``c3t`` train the

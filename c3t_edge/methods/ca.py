@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from c3t_edge.methods.alignment import info_nce
 from c3t_edge.methods.augment import augment_camera
 from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
-from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
+from c3t_edge.methods.camera import camera_augment_strength, frozen_camera_latents, train_camera_classifier
 
 
 class ContrastiveAlignment(Method):
@@ -82,7 +82,7 @@ class ContrastiveAlignment(Method):
     def _fit_joint(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
         cfg = self.config
         weight = float(cfg.extra.get("align_weight", 1.0))
-        strength = float(cfg.extra.get("camera_augment", 0.0))
+        strength = camera_augment_strength(cfg)
         paired_strength = strength if cfg.extra.get("paired_augment", False) else 0.0
 
         def step(_):

@@ -20,6 +20,12 @@ _FITTED: dict[tuple, tuple[weakref.ref, dict, list[dict]]] = {}
 _FITTED_MAX = 8
 
 
+def camera_augment_strength(config) -> float:
+    """``extra["camera_augment_<modality>"]`` if set, else ``extra["camera_augment"]`` (0: none)."""
+    extra = config.extra
+    return float(extra.get(f"camera_augment_{config.camera}", extra.get("camera_augment", 0.0)))
+
+
 def _camera_key(method: Method, data: MethodData) -> tuple:
     cfg = method.config
     extra = tuple(sorted((k, repr(v)) for k, v in cfg.extra.items() if k.startswith("camera_")))
@@ -36,9 +42,9 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
     """Fit ``method.camera_encoder`` + ``method.camera_head`` by cross-entropy on the labelled set
     (camera clips augmented with ``config.extra["camera_augment"]``, see :func:`augment_camera`).
 
-    Must be called first in ``_fit`` (fresh torch seed and ``rng``): the result is then a function of
-    the configuration alone, and a fit with the same key in this process is reused (``rng`` is then
-    not advanced; callers seed their next stage themselves).
+    The camera model is re-initialised and trained from its own seed, so it is a function of the
+    configuration alone, and a fit with the same key in this process is reused; ``rng`` is not used
+    (callers seed their next stage themselves).
     """
     cfg = method.config
     key = _camera_key(method, data)
@@ -51,11 +57,18 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
         method.camera_encoder.eval()
         method.camera_head.eval()
         return [dict(h) for h in history]
+    # Seeded and initialised here, so the camera model depends on its configuration only - not on which
+    # method builds it or what that method created first - and can be shared between methods.
+    torch.manual_seed(cfg.seed * 7919 + 11)
+    rng = np.random.default_rng([cfg.seed, 3])
+    for module in (*method.camera_encoder.modules(), *method.camera_head.modules()):
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
 
     def step(_):
         _imu, cam, labels = data.batch(sample_indices(data.labelled, cfg.batch_size, rng), rng,
                                        jitter_s=cfg.jitter_s)
-        cam = augment_camera(cam, cfg.camera, cfg.extra.get("camera_augment", 0.0))
+        cam = augment_camera(cam, cfg.camera, camera_augment_strength(cfg))
         loss = F.cross_entropy(method.camera_head(method.camera_encoder(cam)), labels, label_smoothing=0.1)
         return loss, {}
 
