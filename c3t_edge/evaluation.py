@@ -149,10 +149,13 @@ def format_table(results: dict) -> str:
 
 
 def write_outputs(results: dict, out: Path) -> list[Path]:
-    """Write the JSON, a confusion-matrix PNG per method and an accuracy/distortion plot."""
+    """Write the JSON, its tables as Markdown, a confusion-matrix PNG per method and an
+    accuracy/distortion plot."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
-    written = [out]
+    markdown = out.with_suffix(".md")
+    markdown.write_text(f"`{results.get('command', '')}`\n\n{format_markdown(results)}\n")
+    written = [out, markdown]
     try:
         import matplotlib
 
@@ -211,3 +214,26 @@ def _key(levels: dict, value: float) -> str:
         if float(key) == value:
             return key
     raise KeyError(value)
+
+
+def format_markdown(results: dict) -> str:
+    """Markdown tables (clean accuracy; accuracy under each distortion level) for the README."""
+    methods = results["methods"]
+    lines = ["| method | accuracy (mean ± std) | per seed | macro-F1 | train s | parameters | tested on |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in methods.items():
+        seeds = ", ".join(f"{100 * a:.1f}" for a in m["accuracies"])
+        lines.append(f"| {name} | {100 * m['accuracy_mean']:.1f} ± {100 * m['accuracy_std']:.1f} | {seeds} | "
+                     f"{100 * m['macro_f1_mean']:.1f} | {m['train_seconds_mean']:.0f} | {m['parameters']:,} | "
+                     f"{m.get('tested_on', '')} |")
+    titles = {"shift_s": "test IMU shift (s)", "dilation": "test IMU dilation (x)",
+              "misalignment_s": "training misalignment (s)"}
+    for kind, levels in results.get("distortions", {}).items():
+        names = [n for n in methods if any(n in lv for lv in levels.values())]
+        lines += ["", f"| {titles.get(kind, kind)} | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        lines.append("| clean | " + " | ".join(f"{100 * methods[n]['accuracy_mean']:.1f}" for n in names) + " |")
+        for level, accs in sorted(levels.items(), key=lambda kv: float(kv[0])):
+            lines.append(f"| {level} | " + " | ".join(f"{100 * accs[n]:.1f}" if n in accs else "—"
+                                                     for n in names) + " |")
+    return "\n".join(lines)
