@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -130,6 +131,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data:
     say = log or (lambda _msg: None)
     if target not in (None, "mcu"):
         raise C3TEdgeError(f"unknown target {target!r}: the only target is 'mcu'")
+    if target == "mcu" and ("tflite" not in engines or importlib.util.find_spec("litert_torch") is None):
+        raise MissingDependencyError("litert-torch", "tflite", "--target mcu (an INT8 TFLite model)")
     run = load_run(run_dir)
     try:
         model = run.method.imu_recognizer()
