@@ -60,7 +60,7 @@ def test_replay_readable_output_and_summary():
 
 @pytest.mark.parametrize("args, message", [
     (["replay", "missing.c3trec"], "no such recording"),
-    (["replay", str(DEMO), "--calibration", "x.json"], "calibration profiles are not available"),
+    (["replay", str(DEMO), "--calibration", "x.json"], "calibration profile x.json not found"),
     (["replay", str(DEMO), "--model", "/nonexistent"], "no model bundle"),
     (["replay", str(DEMO), "--speed", "0"], "--speed must be > 0"),
     (["replay", str(DEMO), "--confidence", "0.2", "--release", "0.5"], "exit <= enter"),

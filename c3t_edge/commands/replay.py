@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a recording (.c3trec)")
     add_model_flags(parser)
     parser.add_argument("--calibration", metavar="PROFILE",
-                        help="sensor calibration profile (not in this version yet: refused with a clear error)")
+                        help="sensor calibration profile from 'c3t-edge calibrate' (default: none)")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, default=1.0, metavar="X",
                       help="play X times faster than recorded (default 1: the recorded pace)")

@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or replay://FILE")
     add_model_flags(parser)
     parser.add_argument("--calibration", metavar="PROFILE",
-                        help="sensor calibration profile (calibration profiles are not in this version yet: refused "
-                             "with a clear error; samples are used as the device sends them)")
+                        help="sensor calibration profile from 'c3t-edge calibrate' (default: samples are used as the "
+                             "device sends them)")
     parser.add_argument("--baud", type=int, default=115200, metavar="N", help="serial baud rate (default 115200)")
     add_format_flags(parser)
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")

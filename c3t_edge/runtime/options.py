@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from c3t_edge.errors import C3TEdgeError, CalibrationError
+from c3t_edge.errors import C3TEdgeError
 from c3t_edge.runtime.model import WindowModel, load_model
 from c3t_edge.runtime.pipeline import PipelineConfig, StreamPipeline
 from c3t_edge.runtime.signal import Calibration, IdentityCalibration
@@ -75,13 +75,9 @@ def load_calibration(path: str | None) -> Calibration:
     """The calibration stage for ``--calibration``: identity when none is given."""
     if path is None:
         return IdentityCalibration()
-    try:
-        from c3t_edge.calibration import load_profile  # type: ignore[attr-defined]
-    except ImportError:
-        raise CalibrationError(
-            "calibration profiles are not available in this version yet; run without --calibration "
-            "(samples are used as the device sends them)") from None
-    return load_profile(path)
+    from c3t_edge.calibration import load_profile
+
+    return load_profile(path)  # a CalibrationError (one line) when the file cannot be used
 
 
 def model_from_args(args: argparse.Namespace) -> WindowModel:

@@ -26,6 +26,7 @@ from c3t_edge.runtime.events import (
     DeviceNotice,
     GapEvent,
     LinkNotice,
+    Notice,
     Summary,
     WindowResult,
 )
@@ -152,6 +153,9 @@ class StreamPipeline:
         self.device = info
         out.append(DeviceNotice(info.name, info.sample_rate_hz, info.channel_names, info.firmware,
                                 spec.sample_rate_hz if resample else None))
+        warn = getattr(self.calibration, "device_warning", None)  # a profile made on another device
+        if warn is not None and (message := warn(info)):
+            out.append(Notice(message))
 
     def _restart(self) -> None:
         self.windows.reset()
