@@ -46,8 +46,11 @@ def _sha(path: Path) -> str:
 
 
 def bundle_id(model) -> str:
-    files = model.spec.info.get("files", {})
-    return hashlib.sha256(json.dumps({k: v["sha256"] for k, v in sorted(files.items())}).encode()).hexdigest()[:16]
+    """What decides the FP32 events: the ONNX file, its input normalisation, labels, window and hop."""
+    meta = model.spec.info
+    key = {"onnx": meta.get("files", {}).get("model.onnx", {}).get("sha256"), "norm": meta.get("normalization"),
+           "labels": list(model.spec.labels), "window": model.spec.window, "hop": model.spec.hop}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def event_rows(events) -> list[list]:
