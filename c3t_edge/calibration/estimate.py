@@ -283,19 +283,20 @@ def estimate_axes(samples: np.ndarray, rate_hz: float, segments: list[StillSegme
 
 
 # ---------------------------------------------------------------------------------------- clock
-def estimate_clock_drift(clock: list[tuple[float, float]], *, bins: int = 20,
+def estimate_clock_drift(clock: list[tuple[float, float]], *, bins: int = 40,
                          min_span_s: float = 2.0) -> tuple[float | None, dict[str, Any]]:
     """Drift of the device clock in ppm (> 0: fast) from (device time, host receive time) pairs.
 
     Link latency only adds, so in each of ``bins`` stretches of device time the pair with the
-    smallest host-minus-device offset is kept (the lower envelope), and a line is fitted to those.
-    Returns (None, reason) when the recording was not made in real time."""
-    if len(clock) < 4 * bins:
+    smallest host-minus-device offset is kept (the lower envelope); a line is fitted to those,
+    dropping, a few times over, the bins that lie well above it (a stretch in which the host was
+    busy and every frame arrived late). Returns (None, reason) when not recorded in real time."""
+    if len(clock) < 2 * bins:
         return None, {"reason": f"too few timed frames ({len(clock)})"}
     dev = np.array([c[0] for c in clock])
     host = np.array([c[1] for c in clock])
     dev_span, host_span = dev[-1] - dev[0], host[-1] - host[0]
-    if dev_span < min_span_s or host_span < 0.5 * dev_span or len(np.unique(host)) < 4 * bins:
+    if dev_span < min_span_s or host_span < 0.5 * dev_span or len(np.unique(host)) < 2 * bins:
         return None, {"reason": "not recorded in real time (host receive times do not follow the device clock)"}
     off = (host - host[0]) - (dev - dev[0])
     edges = np.linspace(dev[0], dev[-1], bins + 1)
@@ -304,12 +305,21 @@ def estimate_clock_drift(clock: list[tuple[float, float]], *, bins: int = 20,
         idx = np.flatnonzero((dev >= lo) & (dev <= hi))
         if len(idx):
             pick.append(idx[np.argmin(off[idx])])
-    pick = np.array(pick)
-    x = dev[pick] - dev[0]
-    slope, icpt = np.polyfit(x, off[pick], 1)
+    x, y = dev[pick] - dev[0], off[pick]
+    keep = np.ones(len(x), bool)
+    for _ in range(5):
+        slope, icpt = np.polyfit(x[keep], y[keep], 1)
+        r = y - (slope * x + icpt)
+        mad = np.median(np.abs(r[keep] - np.median(r[keep])))
+        new = r <= np.median(r[keep]) + 3.0 * 1.4826 * mad + 20e-6
+        if new.sum() < max(6, len(x) // 3) or np.array_equal(new, keep):
+            break
+        keep = new
+    slope, icpt = np.polyfit(x[keep], y[keep], 1)
     ppm = (1.0 / (1.0 + slope) - 1.0) * 1e6
-    res = off[pick] - (slope * x + icpt)
+    res = y[keep] - (slope * x[keep] + icpt)
     return float(ppm), {"frames": len(clock), "span_s": round(float(dev_span), 3),
+                        "bins_used": int(keep.sum()), "bins": len(x),
                         "envelope_residual_us_rms": round(float(np.sqrt(np.mean(res ** 2))) * 1e6, 1),
                         "latency_median_ms": round(float(np.median(off - (slope * (dev - dev[0]) + icpt))) * 1e3, 3)}
 
