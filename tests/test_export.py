@@ -206,3 +206,26 @@ def test_export_refusals(dev_run, tmp_path):
     assert "does not exist" in proc.stderr
     proc = _cli("export", str(tmp_path / "no-run"), "--out", str(tmp_path / "c"))
     assert proc.returncode == 1 and "not a run directory" in proc.stderr
+
+
+_WITHOUT_LITERT = """
+import sys
+sys.modules["litert_torch"] = None  # as if the 'tflite' extra were not installed
+from c3t_edge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_the_tflite_extra(dev_run, tmp_path):
+    out = tmp_path / "onnx-only"
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_LITERT, "export", str(dev_run), "--out", str(out),
+                           "--quiet", "--target", "mcu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "--target mcu" in proc.stderr and "pip install 'c3t-edge[tflite]'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_LITERT, "export", str(dev_run), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "litert-torch" in proc.stderr and "ONNX files only" in proc.stderr
+    meta = verify_bundle(out)
+    assert set(meta["files"]) == {"model.onnx", "model.int8.onnx"}
+    assert set(meta["missing_files"]) == {"model.tflite", "model.int8.tflite"}
+    assert meta["parity"]["model.onnx"]["max_abs_logit_diff"] <= 1e-4
