@@ -207,3 +207,26 @@ def test_calibrate_command_help_and_cli_errors(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "c3t_edge", "calibrate", "--recording", str(tmp_path / "none"),
                            "--out", str(tmp_path / "p.json")], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip().endswith("not found") and "Traceback" not in proc.stderr
+
+
+def test_guided_procedure_on_a_replayed_session(sim, noise, tmp_path, capsys) -> None:
+    """`calibrate --port`: the steps advance from the samples alone; same profile as --recording."""
+    session = calibration_session(noise, seed=5)
+    stream = run_sim(sim, "--csv", str(write_csv(tmp_path / "s.csv", session.samples)), *fault_args())
+    rec = _timed_recording(stream, tmp_path / "live.c3trec", 0.0)
+    out, kept = tmp_path / "live.json", tmp_path / "kept.c3trec"
+    assert cli_main(["calibrate", "--port", f"replay://{rec}", "--speed", "40", "--out", str(out),
+                     "--save-recording", str(kept)]) == 0
+    err = capsys.readouterr().err
+    assert "got it (6/6)" in err and "turn about +z: got it" in err
+    prof = load_profile(out)
+    assert prof.axes == invert_axes(SIM_AXES)
+    np.testing.assert_allclose(prof.acc_bias_g, BIAS[:3], atol=0.01)
+    again = tmp_path / "again.json"
+    assert cli_main(["calibrate", "--recording", str(kept), "--out", str(again)]) == 0
+    np.testing.assert_allclose(load_profile(again).acc_scale, prof.acc_scale)
+    # a session that stops before the turns: one clear line
+    cut = _timed_recording(run_sim(sim, "--csv", str(write_csv(tmp_path / "c.csv", session.samples[:1300]))),
+                           tmp_path / "cut.c3trec", 0.0)
+    assert cli_main(["calibrate", "--port", f"replay://{cut}", "--speed", "40", "--out", str(tmp_path / "c.json")]) == 1
+    assert "stream ended during the calibration" in capsys.readouterr().err

@@ -133,5 +133,5 @@ def calibration_session(noise: np.ndarray, *, rate_hz: float = 50.0, face_s: flo
         axis = np.zeros(3)
         axis[i] = 1.0
         b.turn(f"turn +{name}", axis, 90.0, turn_s)
-        b.hold(f"after +{name}", hold_s)
+        b.hold(f"after +{name}", hold_s if i < 2 else hold_s + 1.0)
     return SyntheticSession(b.build(), rate_hz, b.segments)

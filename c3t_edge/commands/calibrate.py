@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     live = parser.add_argument_group("guided procedure (--port)")
     live.add_argument("--baud", type=int, default=115200, metavar="N", help="serial baud rate (default 115200)")
     live.add_argument("--save-recording", metavar="FILE", help="also store the raw session (a recording)")
+    live.add_argument("--speed", type=float, default=1.0, metavar="X",
+                      help="replay:// ports only: play the recording X times faster (default 1)")
     live.add_argument("--step-timeout", type=float, default=90.0, metavar="S",
                       help="give up when a step is not done within S seconds (default 90)")
 
@@ -49,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
             raise CalibrationError(f"--step-timeout must be > 0 (got {args.step_timeout:g})")
         from c3t_edge.calibration.procedure import run_guided
 
+        if not args.speed > 0:
+            raise CalibrationError(f"--speed must be > 0 (got {args.speed:g})")
         session = run_guided(args.port, baudrate=args.baud, step_timeout_s=args.step_timeout,
-                             save_recording=args.save_recording)
+                             save_recording=args.save_recording, speed=args.speed)
     profile = estimate_profile(session, mounting=args.mounting)
     profile.save(args.out)
     if args.json:
