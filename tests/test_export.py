@@ -229,3 +229,24 @@ def test_without_the_tflite_extra(dev_run, tmp_path):
     assert set(meta["files"]) == {"model.onnx", "model.int8.onnx"}
     assert set(meta["missing_files"]) == {"model.tflite", "model.int8.tflite"}
     assert meta["parity"]["model.onnx"]["max_abs_logit_diff"] <= 1e-4
+
+
+def test_held_out_reference(bundle_dir):
+    from c3t_edge.bundle import default_bundle_path
+    from c3t_edge.errors import BundleError
+    from c3t_edge.export import _reference_estimate
+
+    estimate = _reference_estimate(bundle_dir)
+    assert "subjects 1,3,5" in estimate["what"] and "subjects 2,4,6" in estimate["what"]
+    assert estimate["accuracy"]["model.onnx"] == verify_bundle(bundle_dir)["accuracy"]["model.onnx"]
+    with pytest.raises(BundleError, match="not on held-out subjects"):
+        _reference_estimate(default_bundle_path())  # an all-subjects bundle
+
+
+def test_default_bundle_carries_a_held_out_estimate():
+    meta = verify_bundle("default")
+    assert meta["evaluation"]["held_out"] is False
+    estimate = meta["development_estimate"]
+    assert estimate["training"]["split"] == "development" and estimate["windows"] > 0
+    fp32 = estimate["accuracy"]["model.onnx"]
+    assert estimate["accuracy"]["model.int8.onnx"] >= fp32 - 0.01

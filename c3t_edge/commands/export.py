@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and an arena estimate")
     parser.add_argument("--hop", type=int, default=None, metavar="SAMPLES",
                         help="suggested streaming hop in samples (default 0.5 s)")
+    parser.add_argument("--held-out-reference", metavar="BUNDLE",
+                        help="a bundle of the same recipe exported from a development-split run: its accuracy on "
+                             "unseen subjects goes into this bundle's metadata (for all-subjects models)")
+    parser.add_argument("--note", metavar="TEXT", help="free text stored in the metadata")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -39,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     engines = ("onnxruntime",) if args.engine == "onnxruntime" else ("onnxruntime", "tflite")
     log = None if args.quiet else (lambda msg: print(f"export: {msg}", file=sys.stderr, flush=True))
     meta = export_bundle(args.run_dir, args.out, calibration_data=args.calibration_data, engines=engines,
-                         target=args.target, hop_samples=args.hop, log=log)
+                         target=args.target, hop_samples=args.hop, held_out_reference=args.held_out_reference,
+                         note=args.note, log=log)
     summary = {"bundle": args.out, "files": {n: e["bytes"] for n, e in meta["files"].items()},
                "accuracy": meta["accuracy"],
                "max_abs_logit_diff": {n: round(p["max_abs_logit_diff"], 7) for n, p in meta["parity"].items()},

@@ -115,12 +115,18 @@ def _git_commit() -> str | None:
 def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data: str | Path | None = None,
                   engines: tuple[str, ...] = ("onnxruntime", "tflite"), target: str | None = None,
                   hop_samples: int | None = None, overwrite: bool = False,
+                  held_out_reference: str | Path | None = None, note: str | None = None,
                   log: Callable[[str], None] | None = None) -> dict:
     """Export run ``run_dir`` into bundle ``out_dir``; returns the metadata written.
 
     ``calibration_data`` overrides the run's dataset folder (INT8 calibration on its training
     subjects, parity on its test subjects). ``engines`` limits the files written (ONNX is always
     written: it is the reference file of a bundle). ``target="mcu"`` also writes ``mcu/``.
+
+    ``held_out_reference`` is a bundle exported from the same recipe trained on a split with test
+    subjects: for a run without held-out subjects (``all-subjects``, i.e. a model to ship) its
+    accuracy and parity on unseen subjects are copied into ``development_estimate``. ``note`` is free
+    text stored in the metadata (e.g. why this model is the default).
     """
     import torch
 
@@ -131,6 +137,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data:
     say = log or (lambda _msg: None)
     if target not in (None, "mcu"):
         raise C3TEdgeError(f"unknown target {target!r}: the only target is 'mcu'")
+    reference = _reference_estimate(held_out_reference) if held_out_reference else None
     if target == "mcu" and ("tflite" not in engines or importlib.util.find_spec("litert_torch") is None):
         raise MissingDependencyError("litert-torch", "tflite", "--target mcu (an INT8 TFLite model)")
     run = load_run(run_dir)
@@ -249,6 +256,10 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data:
                           "subjects": list(evaluation.subjects), "held_out": evaluation.held_out}
     meta["accuracy"] = accuracy
     meta["parity"] = parity
+    if reference:
+        meta["development_estimate"] = reference
+    if note:
+        meta["note"] = note
 
     if target == "mcu":
         from c3t_edge.export.mcu import write_mcu
@@ -260,6 +271,27 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, calibration_data:
         meta["mcu"] = write_mcu(int8_tflite, out / "mcu", meta)
     (out / "metadata.json").write_text(json.dumps(meta, indent=1))
     return meta
+
+
+def _reference_estimate(path: str | Path) -> dict:
+    """The ``development_estimate`` section from a bundle evaluated on held-out subjects."""
+    from c3t_edge.bundle import read_metadata
+
+    ref = read_metadata(path)
+    evaluation = ref.get("evaluation", {})
+    if not evaluation.get("held_out"):
+        raise BundleError(f"{path}: its figures are not on held-out subjects, so it cannot serve as a held-out "
+                          "estimate (export a run trained on the development split)")
+    training = ref.get("training", {})
+    return {
+        "what": "accuracy to expect on people not in the training data: the same recipe trained on subjects "
+                f"{_subjects(training.get('train_subjects') or [])} and exported the same way, measured on "
+                f"subjects {_subjects(evaluation.get('subjects') or [])}",
+        "windows": evaluation.get("windows"),
+        "training": {k: training.get(k) for k in ("method", "head", "seed", "steps", "split", "protocol")},
+        "accuracy": ref.get("accuracy", {}),
+        "parity": ref.get("parity", {}),
+    }
 
 
 def _accuracy(logits: np.ndarray, truth: np.ndarray) -> float:
