@@ -197,3 +197,25 @@ def test_stream_detects_a_text_mode_device(sim, tmp_path):
     labels = [x["label"] for x in lines if x["type"] == "action"]
     golden = [r[2] for r in json.loads(GOLDEN.read_text())["events"] if r[0] == "action"]
     assert len(labels) >= 5 and labels == golden[golden.index(labels[0]):golden.index(labels[0]) + len(labels)]
+
+
+def test_record_asks_a_waiting_device_to_describe_itself_and_start(sim, tmp_path):
+    """A device that stays silent until START (`--wait-start`): `record` sends SEND_INFO and START on
+    open, so the recording holds DEVICE_INFO and samples that `decode` can scale."""
+    csv = write_csv(tmp_path / "session.csv", demo_samples()[:500])
+    relay = PlugRelay(str(tmp_path / "ttyWAIT"))
+    device = subprocess.Popen([str(sim), "--csv", str(csv), "--rate", "50", "--out", relay.a_slave_name,
+                               "--speed", "20", "--wait-start", "--hold"], stderr=subprocess.PIPE)
+    out = tmp_path / "asked.c3trec"
+    try:
+        rec = c3t("record", "--port", relay.link, "--out", str(out), "--duration", "2.5", timeout=30)
+    finally:
+        device.kill()
+        device.wait()
+        relay.close()
+    assert rec.returncode == 0, rec.stderr
+    decoded = c3t("decode", str(out), "--json")
+    assert decoded.returncode == 0, decoded.stderr
+    samples = [json.loads(x) for x in decoded.stdout.splitlines()]
+    assert len(samples) >= 400 and samples[0]["t"] == 0.0
+    assert "device_info" in decoded.stderr

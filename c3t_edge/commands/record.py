@@ -52,6 +52,7 @@ def _size(n: int) -> str:
 
 
 async def _record(args: argparse.Namespace) -> int:
+    from c3t_edge.protocol import CommandCode, command_bytes
     from c3t_edge.recording import RecordingWriter
     from c3t_edge.transports import Chunk, Gap, LinkEvent, open_transport
     from c3t_edge.transports.replay import event_record
@@ -106,9 +107,21 @@ async def _record(args: argparse.Namespace) -> int:
                     store_gap(chunk.gap)
                 writer.write_chunk(chunk.data, chunk.host_time_s)
 
+            async def hello() -> None:
+                """Ask the device to describe itself and start (a recording needs its DEVICE_INFO)."""
+                if transport.can_write:
+                    try:
+                        await transport.write(command_bytes(CommandCode.SEND_INFO))
+                        await transport.write(command_bytes(CommandCode.START))
+                    except Exception:  # noqa: BLE001 - a device that cannot take commands still streams
+                        pass
+
             async def pump() -> None:
+                await hello()
                 while (chunk := await transport.read()) is not None:
                     store(chunk)
+                    if chunk.gap is not None:  # reconnected: the device may have rebooted or lost state
+                        await hello()
 
             say(f"record: {args.port} -> {args.out}" + ("" if args.duration else " (Ctrl-C to stop)"))
             pump_task = asyncio.create_task(pump())
