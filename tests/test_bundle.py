@@ -270,7 +270,6 @@ _NO_TORCH = """
 import sys, json, io, contextlib
 import numpy as np
 import c3t_edge
-assert "numpy" not in sys.modules or True
 light = "c3t_edge.bundle" not in sys.modules and "onnxruntime" not in sys.modules
 from c3t_edge import load_bundle
 b = load_bundle("default", precision="int8")
