@@ -209,7 +209,8 @@ class Bundle:
         window = int(metadata["window_samples"])
         self._mean_tile = np.ascontiguousarray(np.broadcast_to(self._mean, (window, n_ch)))
         self._std_tile = np.ascontiguousarray(np.broadcast_to(self._std, (window, n_ch)))
-        # An int8-input engine can take raw windows and standardise while it quantizes (one pass).
+        # A backend that can (TFLite) takes raw windows and standardises - and quantizes, for an int8 input -
+        # while it writes its input buffer, in one pass.
         fold = getattr(backend, "fold_normalization", None)
         self._folded = bool(self._outside and fold is not None and fold(self._mean, self._std))
         clip = metadata["clip_fit"]
