@@ -14,6 +14,7 @@ import tty
 import pytest
 
 from c3t_edge.errors import ProtocolError
+from c3t_edge.protocol import CommandCode, command_bytes
 from c3t_edge.recording import RecordingReader
 
 # The record command through its own module (add_arguments/run, errors as one line), exactly what
@@ -204,7 +205,10 @@ def test_duration_and_one_line_errors(tmp_path):
     assert time.monotonic() - started < 10
     assert "duration reached" in done.stderr
     with RecordingReader(out) as r:
-        assert r.header.port == "loop://" and list(r.chunks()) == []
+        # loop:// echoes what `record` sends on open (SEND_INFO, START): exactly those bytes come back
+        echoed = b"".join(data for _t, data in r.chunks())
+        assert r.header.port == "loop://"
+    assert echoed == command_bytes(CommandCode.SEND_INFO) + command_bytes(CommandCode.START)
 
     again = subprocess.run([*RECORD, "--port", "loop://", "--out", str(out), "--duration", "0.1"],
                            capture_output=True, text=True, timeout=30)
