@@ -34,10 +34,10 @@ CAMERA_DEFAULTS: dict = {"camera_augment": 1.0, "camera_augment_skeleton": 0.0, 
 DEFAULTS: dict[str, dict] = {
     "supervised": {"steps": 600},
     "camera": {"steps": 600, "extra": dict(CAMERA_DEFAULTS)},
-    "st": {"steps": 600, "temperature": 2.0, "extra": dict(CAMERA_DEFAULTS)},
-    "ca": {"steps": 600, "temperature": 0.1, "extra": {**CAMERA_DEFAULTS, "schedule": "staged"}},
-    "c3t": {"steps": 600, "temperature": 0.1, "head": "attention",
-            "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all"}},
+    "st": {"steps": 600, "temperature": 1.0, "extra": dict(CAMERA_DEFAULTS)},
+    "ca": {"steps": 600, "temperature": 0.5, "extra": {**CAMERA_DEFAULTS, "schedule": "staged"}},
+    "c3t": {"steps": 600, "temperature": 0.2, "head": "attention",
+            "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all", "positive_window": 1.0}},
 }
 
 
