@@ -230,3 +230,38 @@ def test_guided_procedure_on_a_replayed_session(sim, noise, tmp_path, capsys) ->
                            tmp_path / "cut.c3trec", 0.0)
     assert cli_main(["calibrate", "--port", f"replay://{cut}", "--speed", "40", "--out", str(tmp_path / "c.json")]) == 1
     assert "stream ended during the calibration" in capsys.readouterr().err
+
+
+def test_calibrate_a_text_mode_recording(sim, noise, tmp_path) -> None:
+    """Edge Impulse forwarder lines: same faults recovered; no clock figure (text carries no time)."""
+    session = calibration_session(noise, seed=6)
+    text = run_sim(sim, "--csv", str(write_csv(tmp_path / "s.csv", session.samples)), "--text", *fault_args())
+    rec = tmp_path / "text.c3trec"
+    with RecordingWriter(rec, port="sim", start_wall_time_s=1.7e9, overwrite=True, fsync_interval_s=None) as w:
+        for i in range(0, len(text), 4096):
+            w.write_chunk(text[i:i + 4096], 1.7e9 + i / 4096 * 0.05)
+    out = tmp_path / "text.json"
+    assert cli_main(["calibrate", "--recording", str(rec), "--text", "--out", str(out)]) == 1  # no --rate
+    assert cli_main(["calibrate", "--recording", str(rec), "--text", "--rate", "50", "--out", str(out)]) == 0
+    prof = load_profile(out)
+    assert prof.axes == invert_axes(SIM_AXES) and prof.clock_drift_ppm is None
+    np.testing.assert_allclose(prof.acc_scale, ACC_SCALE, rtol=0.01)
+
+
+def test_replay_with_a_profile_applies_it(tmp_path, capsys) -> None:
+    """`replay --calibration`: an identity profile changes nothing; a rotated mounting changes the events."""
+    from _runtime import require_default_bundle
+
+    from c3t_edge.commands.demo import RECORDING  # the shipped demo session
+
+    require_default_bundle()
+    demo = str(RECORDING)
+    runs = {}
+    for name, axes in (("none", None), ("identity", ["x", "y", "z"]), ("rotated", ["-x", "-y", "z"])):
+        args = ["replay", demo, "--json", "--as-fast-as-possible"]
+        if axes is not None:
+            args += ["--calibration", str(CalibrationProfile(axes=axes).save(tmp_path / f"{name}.json"))]
+        assert cli_main(args) == 0
+        runs[name] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    labels = {k: [e.get("label") for e in v if e.get("type") == "action"] for k, v in runs.items()}
+    assert labels["identity"] == labels["none"] and labels["rotated"] != labels["none"]

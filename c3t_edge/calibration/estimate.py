@@ -138,14 +138,24 @@ class SessionCollector:
         return x[n0:]
 
 
-def read_recording(path: str | Path) -> SessionData:
-    """A recording (docs/RECORDING.md) of a calibration session -> :class:`SessionData`."""
+def session_decoder(text_rate_hz: float | None = None):
+    """The protocol decoder, or a text (Edge Impulse forwarder) one when ``text_rate_hz`` is given."""
+    if text_rate_hz is None:
+        return make_decoder("binary")
+    if not text_rate_hz > 0:
+        raise CalibrationError(f"--rate must be > 0 (got {text_rate_hz:g})")
+    return make_decoder("text", sample_rate_hz=text_rate_hz, n_channels=6)
+
+
+def read_recording(path: str | Path, *, text_rate_hz: float | None = None) -> SessionData:
+    """A recording (docs/RECORDING.md) of a calibration session -> :class:`SessionData`
+    (``text_rate_hz``: the device prints text lines at that rate)."""
     from c3t_edge.recording import RecordingReader
 
     path = Path(path)
     if not path.is_file():
         raise CalibrationError(f"recording {path} not found")
-    col = SessionCollector()
+    col = SessionCollector(session_decoder(text_rate_hz))
     last = 0.0
     with RecordingReader(path) as reader:
         for host_time_s, data in reader.chunks():

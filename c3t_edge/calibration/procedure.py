@@ -64,13 +64,13 @@ def face_of(acc: np.ndarray) -> int:
 
 async def guided_session(transport, *, step_timeout_s: float = 90.0, writer=None,
                          say: Callable[[str], None] | None = None,
-                         cfg: StillnessConfig | None = None) -> SessionData:
+                         cfg: StillnessConfig | None = None, decoder=None) -> SessionData:
     """Run the steps on an open transport; returns everything received."""
     cfg = cfg or StillnessConfig()
     from c3t_edge.protocol import CommandCode, command_bytes
 
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
-    col = SessionCollector()
+    col = SessionCollector(decoder)
     if transport.can_write:
         for code in (CommandCode.SEND_INFO, CommandCode.START):
             try:
@@ -150,19 +150,25 @@ async def guided_session(transport, *, step_timeout_s: float = 90.0, writer=None
 
 
 def run_guided(port: str, *, baudrate: int = 115200, step_timeout_s: float = 90.0,
-               save_recording: str | None = None, speed: float | None = 1.0) -> SessionData:
-    """Open ``port``, run the guided steps, return the session (``speed``: replay:// pacing)."""
+               save_recording: str | None = None, speed: float | None = 1.0,
+               text_rate_hz: float | None = None) -> SessionData:
+    """Open ``port``, run the guided steps, return the session (``speed``: replay:// pacing;
+    ``text_rate_hz``: a text-mode device at that rate)."""
+    from c3t_edge.calibration.estimate import session_decoder
     from c3t_edge.transports import open_transport
+
+    decoder = session_decoder(text_rate_hz)
 
     async def go() -> SessionData:
         transport = open_transport(port, baudrate=baudrate, speed=speed)
         async with transport:
             if save_recording is None:
-                return await guided_session(transport, step_timeout_s=step_timeout_s)
+                return await guided_session(transport, step_timeout_s=step_timeout_s, decoder=decoder)
             from c3t_edge.recording import RecordingWriter
 
             with RecordingWriter(save_recording, port=port) as writer:
-                return await guided_session(transport, step_timeout_s=step_timeout_s, writer=writer)
+                return await guided_session(transport, step_timeout_s=step_timeout_s, writer=writer,
+                                            decoder=decoder)
 
     try:
         return asyncio.run(go())

@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mounting", metavar="NAME", help="a name for how the device is worn (stored in the profile)")
     parser.add_argument("--overwrite", action="store_true", help="replace PROFILE if it exists")
     parser.add_argument("--json", action="store_true", help="print the profile as one JSON line on stdout")
+    parser.add_argument("--text", action="store_true",
+                        help="the device prints text lines (Edge Impulse data forwarder: ax,ay,az,gx,gy,gz) "
+                             "instead of protocol frames; needs --rate (no clock drift: text carries no time)")
+    parser.add_argument("--rate", type=float, metavar="HZ", help="sample rate of a text-mode device")
     live = parser.add_argument_group("guided procedure (--port)")
     live.add_argument("--baud", type=int, default=115200, metavar="N", help="serial baud rate (default 115200)")
     live.add_argument("--save-recording", metavar="FILE", help="also store the raw session (a recording)")
@@ -44,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.overwrite and os.path.exists(args.out):
         raise CalibrationError(f"{args.out} already exists (use --overwrite to replace it)")
+    if args.text != (args.rate is not None):
+        raise CalibrationError("--text and --rate HZ go together (a text-mode device does not declare its rate)")
     if args.recording is not None:
-        session = read_recording(args.recording)
+        session = read_recording(args.recording, text_rate_hz=args.rate)
     else:
         if not args.step_timeout > 0:
             raise CalibrationError(f"--step-timeout must be > 0 (got {args.step_timeout:g})")
@@ -54,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.speed > 0:
             raise CalibrationError(f"--speed must be > 0 (got {args.speed:g})")
         session = run_guided(args.port, baudrate=args.baud, step_timeout_s=args.step_timeout,
-                             save_recording=args.save_recording, speed=args.speed)
+                             save_recording=args.save_recording, speed=args.speed,
+                             text_rate_hz=args.rate)
     profile = estimate_profile(session, mounting=args.mounting)
     profile.save(args.out)
     if args.json:
