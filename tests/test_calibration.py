@@ -265,3 +265,49 @@ def test_replay_with_a_profile_applies_it(tmp_path, capsys) -> None:
         runs[name] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     labels = {k: [e.get("label") for e in v if e.get("type") == "action"] for k, v in runs.items()}
     assert labels["identity"] == labels["none"] and labels["rotated"] != labels["none"]
+
+
+def test_guided_procedure_over_a_serial_pty(sim, noise, tmp_path) -> None:
+    """`calibrate --port /dev/pts/N` against the simulator as a serial device (it waits for START)."""
+    import select
+    import threading
+    import tty
+
+    session = calibration_session(noise, seed=7)
+    csv = write_csv(tmp_path / "s.csv", session.samples)
+    dev_master, dev_slave = os.openpty()
+    host_master, host_slave = os.openpty()
+    for fd in (dev_master, dev_slave, host_master, host_slave):
+        tty.setraw(fd)
+    running = True
+
+    def relay() -> None:  # device pty <-> host pty, both ways (a null-modem cable)
+        while running:
+            ready, _, _ = select.select([dev_master, host_master], [], [], 0.02)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                os.write(host_master if fd == dev_master else dev_master, data)
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    device = subprocess.Popen([str(sim), "--csv", str(csv), "--out", os.ttyname(dev_slave), "--speed", "12",
+                               "--wait-start", "--hold", *fault_args()], stderr=subprocess.PIPE)
+    try:
+        out = tmp_path / "pty.json"
+        proc = subprocess.run([sys.executable, "-m", "c3t_edge", "calibrate", "--port", os.ttyname(host_slave),
+                               "--out", str(out), "--step-timeout", "20"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        prof = load_profile(out)
+        assert prof.axes == invert_axes(SIM_AXES) and prof.device_id == 0x5133
+        np.testing.assert_allclose(prof.gyro_bias_dps, BIAS[3:], atol=0.5)
+        assert prof.clock_drift_ppm is None  # played 12x faster than real time: no clock figure
+    finally:
+        device.kill()
+        device.wait()
+        running = False
+        thread.join(2)
+        for fd in (dev_master, dev_slave, host_master, host_slave):
+            os.close(fd)

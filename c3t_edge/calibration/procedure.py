@@ -1,10 +1,12 @@
 """The guided calibration procedure, live on a device (``c3t-edge calibrate --port PORT``).
 
 The steps are printed on stderr; each one advances by itself when the samples show it was done
-(a new face held still for 2 s; a turn followed by 2 s still). Everything received is kept (and
-optionally recorded), and the profile is estimated from the whole session by the same code as
-``calibrate --recording`` (:func:`c3t_edge.calibration.estimate.estimate_profile`), so a live
-session and its recording give the same profile.
+(a new face held still; a motion, then still, for putting the device on and for each turn).
+Progress is recomputed from all samples received so far with the estimator's own segmentation, so
+it does not depend on how the bytes were chunked (a slow start that delivers seconds at once is
+fine). Everything received is kept (and optionally recorded), and the profile is estimated from the
+whole session by :func:`c3t_edge.calibration.estimate.estimate_profile`, so a live session and its
+recording give the same profile.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,14 +24,16 @@ from c3t_edge.calibration.estimate import (
     SessionCollector,
     SessionData,
     StillnessConfig,
-    _running_std,
+    find_still_segments,
 )
 from c3t_edge.errors import CalibrationError
 
-FACE_HOLD_S = 1.5  # asked for 2 s; the edges of a hold are not still by the running spread
-TURN_HOLD_S = 1.5
-TURN_MIN_DPS = 30.0
-LAST_HOLD_S = 1.0  # after the last turn is seen, so that its still stretch is long enough to use
+#: A hold counts once its still stretch (trimmed) is this long; users are asked for 2 s.
+HOLD_S = 1.2
+#: A motion between two holds counts as a turn (or as putting the device on) above this gyro rate.
+MOTION_DPS = 30.0
+#: After the last turn, wait this much more so that its still stretch is long enough to use.
+LAST_HOLD_S = 1.0
 
 STEPS_TEXT = """\
 calibrate: guided procedure (calibration/README.md). Keep the device away from vibration.
@@ -38,37 +43,53 @@ calibrate: guided procedure (calibration/README.md). Keep the device away from v
      holding still for 2 s after each turn"""
 
 
-class _Watcher:
-    """Incremental step detection on the samples received so far (device time)."""
+@dataclass(frozen=True)
+class Progress:
+    faces: tuple[int, ...]  # faces seen, in order (indices into FACE_NAMES)
+    worn: bool
+    turns: int
+    tail_s: float  # seconds received after the last step was recognised
 
-    def __init__(self, rate_hz: float, cfg: StillnessConfig) -> None:
-        self.rate = rate_hz
-        self.cfg = cfg
-
-    def tail_still(self, x: np.ndarray, seconds: float) -> np.ndarray | None:
-        """Mean acc of the last ``seconds`` when they were all still, else None."""
-        n = int(round(seconds * self.rate))
-        w = max(3, int(round(self.cfg.window_s * self.rate)))
-        if len(x) < n or n < w:
-            return None
-        sd = _running_std(x[-n:], w)
-        if sd[:, :3].max() < self.cfg.acc_std_g and sd[:, 3:].max() < self.cfg.gyro_std_dps:
-            return x[-n:, :3].mean(axis=0)
-        return None
+    @property
+    def step(self) -> str:
+        return "faces" if len(self.faces) < 6 else "worn" if not self.worn else "turns" if self.turns < 3 \
+            else "last hold"
 
 
-def face_of(acc: np.ndarray) -> int:
-    j = int(np.argmax(np.abs(acc)))
-    return 2 * j + (0 if acc[j] > 0 else 1)
+def progress(x: np.ndarray, rate_hz: float, cfg: StillnessConfig) -> Progress:
+    """Where the procedure stands, from all samples so far ``x`` (n, 6)."""
+    segs = [s for s in find_still_segments(x, rate_hz, cfg) if s.n >= HOLD_S * rate_hz]
+    faces: list[int] = []
+    k = 0
+    while k < len(segs) and len(faces) < 6:
+        if segs[k].face not in faces:
+            faces.append(segs[k].face)
+        k += 1
+    worn, turns, done_at = False, 0, segs[k - 1].stop if k else 0
+    if len(faces) == 6:
+        prev = segs[k - 1]
+        bias = np.median(np.array([s.gyro for s in segs]), axis=0)
+        for s in segs[k:]:
+            if turns == 3:
+                break
+            moved = prev.stop < s.start and np.abs(x[prev.stop:s.start, 3:] - bias).max() > MOTION_DPS
+            if moved:
+                if not worn:
+                    worn = True
+                else:
+                    turns += 1
+                done_at = s.start + int(HOLD_S * rate_hz)
+            prev = s
+    return Progress(tuple(faces), worn, turns, (len(x) - done_at) / rate_hz)
 
 
 async def guided_session(transport, *, step_timeout_s: float = 90.0, writer=None,
                          say: Callable[[str], None] | None = None,
                          cfg: StillnessConfig | None = None, decoder=None) -> SessionData:
     """Run the steps on an open transport; returns everything received."""
-    cfg = cfg or StillnessConfig()
     from c3t_edge.protocol import CommandCode, command_bytes
 
+    cfg = cfg or StillnessConfig()
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     col = SessionCollector(decoder)
     if transport.can_write:
@@ -78,69 +99,43 @@ async def guided_session(transport, *, step_timeout_s: float = 90.0, writer=None
             except Exception:  # noqa: BLE001 - a device that cannot take commands still streams
                 pass
     say(STEPS_TEXT)
-    watcher: _Watcher | None = None
-    faces: set[int] = set()
-    stage = "faces"
-    turn = 0
-    moved = False
-    step_start = time.monotonic()
-    mark = 0  # sample index where the current step began
-
-    def next_step(what: str) -> None:
-        nonlocal step_start, mark, moved
-        step_start, mark, moved = time.monotonic(), col.n_samples, False
-        say(what)
-
     say("calibrate: step 1, six faces: waiting for the first face (held still 2 s)")
-    while stage != "done":
-        chunk = await transport.read()
-        if chunk is None and stage == "last hold":
-            break  # ended during the last hold: what arrived is enough
+    shown = Progress((), False, 0, 0.0)
+    step_start = time.monotonic()
+    while True:
+        left = step_timeout_s - (time.monotonic() - step_start)
+        try:
+            chunk = await asyncio.wait_for(transport.read(), timeout=max(left, 0.01))
+        except asyncio.TimeoutError:
+            raise CalibrationError(f"calibration {shown.step} step not done within {step_timeout_s:g} s"
+                                   + ("" if col.n_samples else ": no samples arrived from the device")) from None
         if chunk is None:
-            raise CalibrationError(f"the device stream ended during the calibration ({stage} step not done)")
+            if shown.step == "last hold":
+                break  # ended during the last hold: what arrived is enough
+            raise CalibrationError(f"the device stream ended during the calibration ({shown.step} step not done)")
         if writer is not None:
             writer.write_chunk(chunk.data, chunk.host_time_s)
         if not col.feed(chunk.data, chunk.host_time_s):
-            if time.monotonic() - step_start > step_timeout_s:
-                raise CalibrationError(f"calibration {stage} step not done within {step_timeout_s:g} s")
             continue
-        if watcher is None:
-            watcher = _Watcher(col.session().rate_hz, cfg)
-        x = col.samples_since(mark)
-        if stage == "faces":
-            acc = watcher.tail_still(x, FACE_HOLD_S)
-            if acc is not None and face_of(acc) not in faces:
-                faces.add(face_of(acc))
-                left = [FACE_NAMES[f] for f in range(6) if f not in faces]
-                if left:
-                    next_step(f"calibrate: face {FACE_NAMES[face_of(acc)]} up: got it ({len(faces)}/6); "
-                              f"still to do: {', '.join(left)}")
-                else:
-                    stage = "worn"
-                    next_step(f"calibrate: face {FACE_NAMES[face_of(acc)]} up: got it (6/6).\n"
-                              "calibrate: step 2: put the device on as it will be worn and hold still")
-        elif stage == "worn":  # some motion (putting it on), then still
-            moved = moved or bool(np.any(np.abs(x[:, 3:] - np.median(x[:, 3:], axis=0)) > TURN_MIN_DPS))
-            if moved and watcher.tail_still(x, FACE_HOLD_S) is not None:
-                stage = "turns"
-                next_step("calibrate: step 3: turn about the model's +x axis by about 90 deg, then hold still")
-        elif stage == "turns":
-            moved = moved or bool(np.any(np.abs(x[:, 3:] - np.median(x[:, 3:], axis=0)) > TURN_MIN_DPS))
-            if moved and watcher.tail_still(x, TURN_HOLD_S) is not None:
-                turn += 1
-                if turn == 3:
-                    stage = "last hold"
-                    next_step("calibrate: turn about +z: got it; hold still one second more")
-                else:
-                    axis = "xyz"[turn]
-                    next_step(f"calibrate: turn about +{'xyz'[turn - 1]}: got it; now turn about the model's "
-                              f"+{axis} axis by about 90 deg, then hold still")
-        elif stage == "last hold" and len(x) >= LAST_HOLD_S * watcher.rate:
-            stage = "done"
-            say("calibrate: done. Estimating the profile...")
-        if stage != "done" and time.monotonic() - step_start > step_timeout_s:
-            raise CalibrationError(f"calibration {stage} step not done within {step_timeout_s:g} s "
-                                   "(run again; see calibration/README.md)")
+        now = progress(col.samples_since(0), col.session().rate_hz, cfg)
+        for f in now.faces[len(shown.faces):]:
+            left_faces = [FACE_NAMES[g] for g in range(6) if g not in now.faces[:now.faces.index(f) + 1]]
+            n = now.faces.index(f) + 1
+            say(f"calibrate: face {FACE_NAMES[f]} up: got it ({n}/6)"
+                + (f"; still to do: {', '.join(left_faces)}" if left_faces else
+                   "\ncalibrate: step 2: put the device on as it will be worn and hold still"))
+        if now.worn and not shown.worn:
+            say("calibrate: step 3: turn about the model's +x axis by about 90 deg, then hold still")
+        for t in range(shown.turns, now.turns):
+            say(f"calibrate: turn about +{'xyz'[t]}: got it"
+                + (f"; now turn about the model's +{'xyz'[t + 1]} axis by about 90 deg, then hold still"
+                   if t < 2 else "; hold still one second more"))
+        if (now.faces, now.worn, now.turns) != (shown.faces, shown.worn, shown.turns):
+            step_start = time.monotonic()
+        shown = now
+        if now.step == "last hold" and now.tail_s >= LAST_HOLD_S:
+            break
+    say("calibrate: done. Estimating the profile...")
     if transport.can_write:
         try:
             await transport.write(command_bytes(CommandCode.STOP))
