@@ -6,7 +6,7 @@ with the simulator's fault model); miscalibrated with the profile that `calibrat
 calibration session (real sensor noise, same faults) passed as --calibration.
 
     .venv/bin/python bench/bench_calibration.py [--model default] [--subjects 2,4,6] [--trials 1,2,3,4]
-        [--axes y,-x,z] [--acc-scale 1.03,0.975,1.012] [--bias 0.06,-0.035,0.025,2.5,-1.8,0.9]
+        [--axes=y,-x,z] [--acc-scale 1.03,0.975,1.012] [--bias 0.06,-0.035,0.025,2.5,-1.8,0.9] [--drift-ppm 350]
 """
 
 from __future__ import annotations
@@ -19,14 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from c3t_edge.calibration import parse_axes
+from c3t_edge.calibration import invert_axes, parse_axes
 from c3t_edge.calibration.estimate import estimate_profile, read_recording
 from c3t_edge.calibration.synthetic import calibration_session, quiet_noise
 from c3t_edge.data import open_dataset
 from c3t_edge.data.actions import UTD_MHAD_ACTIONS, WRIST_ACTION_NUMBERS
+from c3t_edge.recording import RecordingWriter
 from c3t_edge.runtime import ActionEvent, ListSink, StreamPipeline, load_model
 from c3t_edge.runtime.runner import PortOptions, run_port
-from c3t_edge.runtime.sessions import Session, compose_session, score_events, write_session_recording
+from c3t_edge.runtime.sessions import (
+    Session,
+    compose_session,
+    score_events,
+    session_stream,
+    write_session_recording,
+)
 
 
 def miscalibrate(x: np.ndarray, axes: str, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -53,6 +60,7 @@ def main() -> int:
     parser.add_argument("--axes", default="y,-x,z", help="device axes as the simulator's --axes")
     parser.add_argument("--acc-scale", default="1.03,0.975,1.012")
     parser.add_argument("--bias", default="0.06,-0.035,0.025,2.5,-1.8,0.9")
+    parser.add_argument("--drift-ppm", type=float, default=350.0, help="device clock error (> 0: fast)")
     args = parser.parse_args()
     scale = np.array([float(v) for v in args.acc_scale.split(",")] + [1.0, 1.0, 1.0])
     bias = np.array([float(v) for v in args.bias.split(",")])
@@ -67,11 +75,20 @@ def main() -> int:
         # the profile: a calibration session of real sensor noise through the same faults
         noise = quiet_noise([dataset.read(r, "imu") for r in dataset.trials[::4]])
         cal = calibration_session(noise, seed=11)
-        cal_rec = write_session_recording(Session(miscalibrate(cal.samples, args.axes, scale, bias), 50.0, 0.0, [],
-                                                  np.zeros(6)), tmp / "cal.c3trec")
+        cal_session = Session(miscalibrate(cal.samples, args.axes, scale, bias), 50.0, 0.0, [], np.zeros(6))
+        cal_rec = tmp / "cal.c3trec"
+        rng = np.random.default_rng(0)
+        with RecordingWriter(cal_rec, port="bench", start_wall_time_s=1.7e9, overwrite=True,
+                             fsync_interval_s=None) as w:  # received in real time from a drifting clock
+            for t, data in session_stream(cal_session):
+                late = rng.uniform(3e-4, 3e-3) + (rng.uniform(5e-3, 3e-2) if rng.random() < 0.1 else 0.0)
+                w.write_chunk(data, 1.7e9 + t / (1 + args.drift_ppm * 1e-6) + late)
         profile = estimate_profile(read_recording(cal_rec))
+        print(f"injected:  axes {args.axes} (profile axes {invert_axes(args.axes)}), acc bias {bias[:3]}, acc scale "
+              f"{scale[:3]}, gyro bias {bias[3:]}, clock drift {args.drift_ppm:+g} ppm", flush=True)
         print(f"recovered: axes {profile.axes}, acc bias {np.round(profile.acc_bias_g, 4)}, acc scale "
-              f"{np.round(profile.acc_scale, 4)}, gyro bias {np.round(profile.gyro_bias_dps, 2)}", flush=True)
+              f"{np.round(profile.acc_scale, 4)}, gyro bias {np.round(profile.gyro_bias_dps, 2)}, clock drift "
+              f"{profile.clock_drift_ppm:+.1f} ppm", flush=True)
         for subject in subjects:
             for trial in trials:
                 chosen = []
