@@ -23,15 +23,14 @@ from c3t_edge.calibration import invert_axes, parse_axes
 from c3t_edge.calibration.estimate import estimate_profile, read_recording
 from c3t_edge.calibration.synthetic import calibration_session, quiet_noise
 from c3t_edge.data import open_dataset
-from c3t_edge.data.actions import UTD_MHAD_ACTIONS, WRIST_ACTION_NUMBERS
 from c3t_edge.recording import RecordingWriter
 from c3t_edge.runtime import ActionEvent, ListSink, StreamPipeline, load_model
 from c3t_edge.runtime.runner import PortOptions, run_port
 from c3t_edge.runtime.sessions import (
     Session,
-    compose_session,
     score_events,
     session_stream,
+    wrist_session,
     write_session_recording,
 )
 
@@ -91,15 +90,7 @@ def main() -> int:
               f"{profile.clock_drift_ppm:+.1f} ppm", flush=True)
         for subject in subjects:
             for trial in trials:
-                chosen = []
-                for number in WRIST_ACTION_NUMBERS:
-                    label = UTD_MHAD_ACTIONS[number - 1]
-                    rec = next((r for r in dataset.trials if r.label == label and r.subject == subject
-                                and r.trial == trial), None)
-                    if rec is not None:
-                        chosen.append((label, dataset.read(rec, "imu"), rec.name, subject))
-                order = np.random.default_rng(subject * 10 + trial).permutation(len(chosen))
-                session = compose_session([chosen[i] for i in order], rest_s=args.rest, seed=subject * 10 + trial)
+                session = wrist_session(dataset, subject, trial, rest_s=args.rest)
                 clean = write_session_recording(session, tmp / "clean.c3trec")
                 bad = Session(miscalibrate(session.samples, args.axes, scale, bias), session.rate_hz, session.t0_s,
                               session.truth, session.rest_noise_std)

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from c3t_edge.data import open_dataset
-from c3t_edge.data.actions import UTD_MHAD_ACTIONS, WRIST_ACTION_NUMBERS
 from c3t_edge.runtime import (
     ActionEvent,
     GateConfig,
@@ -35,7 +34,7 @@ from c3t_edge.runtime import (
     load_model,
 )
 from c3t_edge.runtime.runner import PortOptions, run_port
-from c3t_edge.runtime.sessions import compose_session, score_events, write_session_recording
+from c3t_edge.runtime.sessions import score_events, wrist_session, write_session_recording
 
 
 def main() -> int:
@@ -64,16 +63,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for subject in subjects:
             for trial in (int(t) for t in args.trials.split(",")):
-                chosen = []
-                for number in WRIST_ACTION_NUMBERS:
-                    label = UTD_MHAD_ACTIONS[number - 1]
-                    rec = next((r for r in dataset.trials if r.label == label and r.subject == subject
-                                and r.trial == trial), None)
-                    if rec is not None:
-                        chosen.append((label, dataset.read(rec, "imu"), rec.name, subject))
-                order = np.random.default_rng(subject * 10 + trial).permutation(len(chosen))
-                chosen = [chosen[i] for i in order]
-                session = compose_session(chosen, rest_s=args.rest, seed=subject * 10 + trial)
+                session = wrist_session(dataset, subject, trial, rest_s=args.rest)
                 path = write_session_recording(session, Path(tmp) / f"s{subject}_t{trial}.c3trec")
                 sink = ListSink()
                 asyncio.run(run_port(f"replay://{path}", StreamPipeline(model, config=config), sink,

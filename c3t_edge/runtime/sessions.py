@@ -94,6 +94,26 @@ def compose_session(trials: Sequence[tuple[str, np.ndarray, str, int | None]], *
     return Session(np.concatenate(parts).astype(np.float32), float(rate_hz), float(t0_s), truth, noise)
 
 
+def wrist_session(dataset: Any, subject: int, trial: int, *, rest_s: float = 2.0) -> Session:
+    """A session of every UTD-MHAD wrist action's trial ``trial`` by ``subject`` (those present), in a
+    random order seeded by ``subject * 10 + trial``, with ``rest_s`` seconds of rest between them.
+
+    ``dataset`` is a :class:`c3t_edge.data.Dataset` of the UTD-MHAD layout (IMU read in g and deg/s).
+    """
+    from c3t_edge.data.actions import UTD_MHAD_ACTIONS, WRIST_ACTION_NUMBERS
+
+    chosen = []
+    for number in WRIST_ACTION_NUMBERS:
+        label = UTD_MHAD_ACTIONS[number - 1]
+        record = next((r for r in dataset.trials if r.label == label and r.subject == subject
+                       and r.trial == trial), None)
+        if record is not None:
+            chosen.append((label, dataset.read(record, "imu"), record.name, subject))
+    seed = subject * 10 + trial
+    order = np.random.default_rng(seed).permutation(len(chosen))
+    return compose_session([chosen[i] for i in order], rest_s=rest_s, seed=seed)
+
+
 def session_stream(session: Session, *, samples_per_frame: int = 10, acc_range_g: float = 16.0,
                    gyro_range_dps: float = 2000.0, name: str = "c3t-demo-wrist") -> list[tuple[float, bytes]]:
     """The protocol byte stream a device sends for ``session``: ``(device time of the frame's last
