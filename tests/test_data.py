@@ -199,11 +199,18 @@ def test_standardizer_is_fitted_on_training_trials_only(tmp_path):
     split = development_split(arrays.subjects, arrays.trials)
     arrays.imu = [imu + (100.0 if s in (2, 4) else 0.0) for imu, s in zip(arrays.imu, arrays.subjects, strict=True)]
     data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
-    train_imu, _ = arrays.windows(split.train, with_camera=False)
-    expected = Standardizer.fit(train_imu)
-    assert np.allclose(data.standardizer.mean, expected.mean)
+    paired_imu, _ = arrays.windows(split.paired, with_camera=False)     # UMA: the labelled set's IMU unused
+    assert np.allclose(data.standardizer.mean, Standardizer.fit(paired_imu).mean)
     assert np.all(np.abs(data.standardizer.mean) < 50)                   # test subjects' offset unseen
     assert (data.labels(split.paired) == -1).all() and (data.labels(split.labelled_camera) >= 0).all()
+    rng = np.random.default_rng(0)
+    imu, cam, _ = data.batch(split.labelled_camera[:4], rng, jitter_s=0.0)
+    assert np.isnan(imu.numpy()).all() and np.isfinite(cam.numpy()).all()
+    imu, _, _ = data.batch(split.paired[:4], rng, jitter_s=0.0)
+    assert np.isfinite(imu.numpy()).all()
+    supervised = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=True)
+    train_imu, _ = arrays.windows(split.train, with_camera=False)
+    assert np.allclose(supervised.standardizer.mean, Standardizer.fit(train_imu).mean)
 
 
 def test_cache_is_keyed_by_configuration(tmp_path, monkeypatch):

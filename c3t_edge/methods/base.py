@@ -60,8 +60,9 @@ class MethodData:
     """The training side of a split, as a method sees it.
 
     ``labelled`` trials carry camera clips and labels, ``paired`` trials camera + IMU and - unless the
-    method is ``supervised`` - **no labels** (they are -1 here, so a method cannot read them). IMU
-    windows come out standardised with ``standardizer`` (fitted on the training IMU only).
+    method is ``supervised`` - **no labels** (they are -1 here, so a method cannot read them). The
+    labelled set's IMU is never used either, except by ``supervised``: its windows come out as NaN, and
+    the ``standardizer`` is fitted on the paired IMU only (on all training IMU for ``supervised``).
     """
 
     def __init__(self, arrays: TrialArrays, labelled: np.ndarray, paired: np.ndarray, *,
@@ -74,11 +75,15 @@ class MethodData:
         if not reveal_paired_labels:
             self._labels[self.paired] = -1
         self.n_classes = len(arrays.class_names)
-        train = np.concatenate([self.labelled, self.paired])
+        self.imu_supervised = reveal_paired_labels
+        imu_trials = np.concatenate([self.labelled, self.paired]) if reveal_paired_labels else self.paired
         if standardizer is None:
-            imu, _ = arrays.windows(train, with_camera=False)
+            imu, _ = arrays.windows(imu_trials, with_camera=False)
             standardizer = Standardizer.fit(imu)
         self.standardizer = standardizer
+        self._imu_hidden = np.zeros(len(arrays), bool)
+        if not reveal_paired_labels:
+            self._imu_hidden[np.setdiff1d(self.labelled, self.paired)] = True
 
     def labels(self, index: np.ndarray) -> np.ndarray:
         """Labels of trials ``index`` (-1 where hidden)."""
@@ -94,7 +99,9 @@ class MethodData:
         offset = rng.integers(-int(misalign_s * rate), int(misalign_s * rate) + 1, size=len(index))
         imu, cam = self.arrays.windows(index, shift_samples=shift, camera_offset_samples=offset,
                                        with_camera=with_camera)
-        imu_t = torch.from_numpy(self.standardizer(imu))
+        imu = self.standardizer(imu)
+        imu[self._imu_hidden[index]] = np.nan  # the labelled camera set's IMU is not for UMA methods
+        imu_t = torch.from_numpy(imu)
         cam_t = torch.from_numpy(cam) if cam is not None else None
         return imu_t, cam_t, torch.from_numpy(self._labels[index])
 
