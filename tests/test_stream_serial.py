@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _firmware import simulator, write_csv
+from _pty import raw_pty_at
 from _runtime import require_default_bundle
 
 from c3t_edge.protocol import FrameDecoder, SampleBatch
@@ -64,13 +65,7 @@ class PlugRelay:
 
     def plug(self) -> None:
         with self.lock:
-            master, slave = os.openpty()
-            tty.setraw(master)
-            tty.setraw(slave)
-            tmp = self.link + ".new"
-            os.symlink(os.ttyname(slave), tmp)
-            os.replace(tmp, self.link)
-            self.b_master, self.b_slave = master, slave
+            self.b_master, self.b_slave = raw_pty_at(self.link)
 
     def unplug(self) -> None:
         with self.lock:

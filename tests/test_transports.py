@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 import time
-import tty
 
 import pytest
+from _pty import raw_pty_at
 
 from c3t_edge.errors import C3TEdgeError, TransportError
 from c3t_edge.recording import RecordingWriter
@@ -39,13 +39,7 @@ class FakeSerialDevice:
         self.plug()
 
     def plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
-        tmp = self.link + ".new"
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.link)
-        self.master, self.slave = master, slave
+        self.master, self.slave = raw_pty_at(self.link)
 
     def unplug(self) -> None:
         os.unlink(self.link)
