@@ -54,8 +54,7 @@ def run_evaluation(configs: dict[str, TrainConfig], seeds: int, data_dir, distor
             print(f"{name:>10} seed {seed}: accuracy {ev.accuracy:.3f}  macro-F1 {ev.macro_f1:.3f}  "
                   f"({seconds:.0f} s)", file=log, flush=True)
             if method.predicts_from == "imu":
-                _distorted(results["distortions"], name, method, arrays, uma_split.test, distortions,
-                           ev.accuracy)
+                _distorted(results["distortions"], name, method, arrays, uma_split.test, distortions)
         if "misalign" in distortions and name not in ("supervised", "camera"):
             for level in MISALIGN_LEVELS_S:
                 level_accs = []
@@ -123,7 +122,7 @@ def _targets(results: dict) -> dict:
 
 
 def _distorted(store: dict, name: str, method, arrays: TrialArrays, test: np.ndarray,
-               distortions: list[str], clean: float) -> None:
+               distortions: list[str]) -> None:
     if "shift" in distortions:
         for level in SHIFT_LEVELS_S:
             acc = evaluate(method, arrays, test, shift_s=level).accuracy

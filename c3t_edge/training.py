@@ -90,7 +90,6 @@ def evaluate(method: Method, arrays: TrialArrays, index: np.ndarray, *, shift_s:
 def fit_method(config: TrainConfig, arrays: TrialArrays, split: UmaSplit, progress: bool = False
                ) -> tuple[Method, float]:
     """Fit one method on the training side of ``split``; returns it and the training seconds."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     method = build_method(config)
     data = method_data(method, arrays, split)
     start = time.perf_counter()
