@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,15 +27,17 @@ DILATION_LEVELS = (0.8, 0.9, 1.1, 1.2)
 MISALIGN_LEVELS_S = (0.5,)
 
 
-def run_evaluation(configs: dict[str, TrainConfig], seeds: int, data_dir, distortions: list[str],
+def run_evaluation(configs: dict[str, TrainConfig], seeds: int | Sequence[int], data_dir, distortions: list[str],
                    *, split: str = "development", command: str = "", progress: bool = True,
                    log=sys.stderr) -> dict:
-    """Train and test every method (name -> its configuration) for seeds 0..seeds-1.
+    """Train and test every method (name -> its configuration) for seeds 0..seeds-1 (or the given
+    seeds). A name is a label (e.g. ``c3t-nopos``); what runs is its configuration's ``method``.
 
     All methods share the camera modality and placement of the first configuration, and therefore
     the same trials, split and test windows. Returns the results dictionary.
     """
     started = time.perf_counter()
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     base = next(iter(configs.values()))
     arrays = load_arrays(data_dir, replace(base, method="camera"), progress)
     uma_split = make_split(arrays, split)
@@ -42,7 +45,7 @@ def run_evaluation(configs: dict[str, TrainConfig], seeds: int, data_dir, distor
     confusions: dict[str, np.ndarray] = {}
     for name, config in configs.items():
         accs, f1s, secs, params = [], [], [], 0
-        for seed in range(seeds):
+        for seed in seed_list:
             seeded = replace(config, seed=seed)
             method, seconds = fit_method(seeded, arrays, uma_split, progress)
             ev = evaluate(method, arrays, uma_split.test)
@@ -55,10 +58,10 @@ def run_evaluation(configs: dict[str, TrainConfig], seeds: int, data_dir, distor
                   f"({seconds:.0f} s)", file=log, flush=True)
             if method.predicts_from == "imu":
                 _distorted(results["distortions"], name, method, arrays, uma_split.test, distortions)
-        if "misalign" in distortions and name not in ("supervised", "camera"):
+        if "misalign" in distortions and config.method not in ("supervised", "camera"):
             for level in MISALIGN_LEVELS_S:
                 level_accs = []
-                for seed in range(seeds):
+                for seed in seed_list:
                     method, _ = fit_method(replace(config, seed=seed, misalign_s=level), arrays, uma_split,
                                            progress)
                     level_accs.append(evaluate(method, arrays, uma_split.test).accuracy)
@@ -68,7 +71,7 @@ def run_evaluation(configs: dict[str, TrainConfig], seeds: int, data_dir, distor
             "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
             "accuracies": [float(a) for a in accs], "macro_f1_mean": float(np.mean(f1s)),
             "train_seconds_mean": float(np.mean(secs)), "parameters": int(params),
-            "tested_on": "camera clips" if name == "camera" else "IMU only",
+            "tested_on": "camera clips" if config.method == "camera" else "IMU only",
         }
     # Distortion entries hold sums over seeds until here; turn them into means.
     for kind in ("shift_s", "dilation"):
@@ -79,7 +82,7 @@ def run_evaluation(configs: dict[str, TrainConfig], seeds: int, data_dir, distor
         "protocol": uma_split.description, "camera": base.camera,
         "actions": "all-27" if base.placement == "all" and len(arrays.class_names) == 27 else
                    f"{base.placement} ({len(arrays.class_names)} actions)",
-        "class_names": list(arrays.class_names), "seeds": list(range(seeds)), "command": command,
+        "class_names": list(arrays.class_names), "seeds": seed_list, "command": command,
         "configs": {n: {k: v for k, v in c.to_json().items() if k != "seed"} for n, c in configs.items()},
         "confusion_summed_over_seeds": {k: v.tolist() for k, v in confusions.items()},
     })

@@ -45,7 +45,8 @@ def tiny_arrays(camera: str, seed: int = 0) -> TrialArrays:
 #: Every registered method with its defaults, plus the variants its options select.
 VARIANTS = [(name, {}) for name in sorted(METHODS)] + [
     ("ca", {"schedule": "staged"}), ("c3t", {"schedule": "staged"}), ("c3t", {"negatives": "step"}),
-    ("c3t", {"positive_window": 1.0, "head_position": False}), ("st", {"camera_augment": 1.0}),
+    ("c3t", {"positive_window": 1.0, "head_position": False}), ("c3t", {"tolerance": 1}),
+    ("st", {"camera_augment": 1.0}),
 ]
 
 
@@ -125,3 +126,28 @@ def test_shared_camera_model_changes_nothing(method_name: str) -> None:
     after, _ = fit(method_name, arrays, "depth")
     assert len(camera_module._FITTED) == 1  # reused, not retrained
     np.testing.assert_allclose(after.predict_logits(after.standardizer_(imu)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_shift_tolerant_alignment_is_multi_positive_info_nce() -> None:
+    """``tolerance`` counts every step of the same clip within that many steps as a positive: checked
+    against a direct loop, and it forgives a one-step offset between the streams."""
+    from c3t_edge.methods.alignment import temporal_info_nce
+
+    torch.manual_seed(0)
+    n, steps, d, tau = 3, 5, 4, 0.5
+    imu, cam = torch.randn(n, steps, d), torch.randn(n, steps, d)
+    a = torch.nn.functional.normalize(imu, dim=-1).reshape(n * steps, d)
+    b = torch.nn.functional.normalize(cam, dim=-1).reshape(n * steps, d)
+    probs = torch.softmax(a @ b.T / tau, dim=1), torch.softmax(b @ a.T / tau, dim=1)
+    expected = 0.0
+    for p in probs:
+        for row in range(n * steps):
+            clip, step = divmod(row, steps)
+            cols = [clip * steps + s for s in range(steps) if abs(s - step) <= 1]
+            expected += -torch.log(p[row, cols].sum()) / (2 * n * steps)
+    got = temporal_info_nce(imu, cam, tau, tolerance=1)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert got < temporal_info_nce(imu, cam, tau)            # more positives, never a larger loss
+    # camera one step late: exact-step alignment penalises it, tolerance 1 hardly does
+    late = torch.cat([imu[:, :1], imu[:, :-1]], dim=1)
+    assert temporal_info_nce(imu, late, 0.05, tolerance=1) < 0.5 * temporal_info_nce(imu, late, 0.05)

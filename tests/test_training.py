@@ -82,3 +82,26 @@ def test_wrong_flag_is_one_line():
     result = subprocess.run([sys.executable, "-m", "c3t_edge", "train", "--method", "nope", "--out", "x"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_set_overrides_fields_and_method_options():
+    import argparse
+
+    from c3t_edge.commands.train import add_arguments, base_config
+    from c3t_edge.errors import C3TEdgeError
+    from c3t_edge.methods import apply_setting
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--method", "c3t", "--out", "x", "--set", "temperature=0.3",
+                              "--set", "c3t.head_position=false", "--set", "st.student_steps=9",
+                              "--set", "negatives=step"])
+    config = base_config(args, "c3t")
+    assert config.temperature == 0.3 and config.extra["head_position"] is False
+    assert config.extra["negatives"] == "step" and "student_steps" not in config.extra
+    assert base_config(args, "st").extra["student_steps"] == 9
+    assert base_config(args, "st").extra.get("head_position") is None
+    assert apply_setting(default_config("st"), "steps=7").steps == 7
+    for bad in ("temperature", "seed=3", "steps=many", "head=3", "lr=-1"):
+        with pytest.raises(C3TEdgeError, match="--set"):
+            apply_setting(default_config("st"), bad)

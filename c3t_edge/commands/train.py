@@ -19,13 +19,24 @@ def add_common_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimiser steps per training stage (default: the method's)")
     parser.add_argument("--split", choices=("development", "all-subjects"), default="development",
                         help="development: train subjects 1,3,5, test 2,4,6; all-subjects: ship a model")
+    parser.add_argument("--set", action="append", default=[], metavar="[METHOD.]KEY=VALUE", dest="settings",
+                        help="override one training option, e.g. temperature=0.3 or c3t.head_position=false "
+                             "(a TrainConfig field or a method option; repeatable; METHOD. limits it to one "
+                             "method)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def base_config(args: argparse.Namespace, method: str, seed: int = 0):
-    from c3t_edge.methods import TrainConfig, default_config
+    from c3t_edge.methods import METHODS, TrainConfig, apply_setting, default_config
 
     config: TrainConfig = default_config(method, camera=args.camera, placement=args.placement, seed=seed)
+    for setting in args.settings:
+        target, dot, rest = setting.partition(".")
+        if dot and target in METHODS and "=" not in target:
+            if target == method:
+                apply_setting(config, rest)
+        else:
+            apply_setting(config, setting)
     if args.steps is not None:
         if args.steps < 1:
             from c3t_edge.errors import C3TEdgeError

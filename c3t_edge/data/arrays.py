@@ -143,7 +143,8 @@ def _load_modality(dataset: Dataset, modality: str, config: pp.PreprocessConfig,
             problems.append(f"{record.name}: {exc}")
     if cache_file is not None and out:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
+        # A name of this process's own, so concurrent runs (e.g. one per seed) never move each other's file.
+        tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, names=np.array(list(out)), lengths=np.array([len(a) for a in out.values()]),
                  data=np.concatenate(list(out.values())), problems=np.array(problems, dtype=str))
         os.replace(tmp, cache_file)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.methods.base import Method, MethodData, TrainConfig
@@ -48,6 +50,42 @@ def default_config(method: str, **overrides) -> TrainConfig:
     return TrainConfig(method=method, **copy.deepcopy({**DEFAULTS.get(method, {}), **overrides}))
 
 
+#: TrainConfig fields that ``apply_setting`` may not change (they are set by their own flags).
+_FIXED_FIELDS = ("method", "seed", "extra", "preprocess")
+
+
+def apply_setting(config: TrainConfig, setting: str) -> TrainConfig:
+    """Apply one ``KEY=VALUE`` setting (``c3t-edge train --set``) to ``config`` in place.
+
+    ``KEY`` is a :class:`TrainConfig` field (``temperature``, ``head``, ``misalign_s``...) or else a
+    method option of ``config.extra`` (``head_position``, ``align_steps``...). ``VALUE`` is read as
+    JSON (``0.5``, ``true``, ``"all"``), falling back to the plain string. Returns ``config``.
+    """
+    key, sep, text = setting.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise C3TEdgeError(f"--set {setting!r}: expected KEY=VALUE")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if key in _FIXED_FIELDS:
+        raise C3TEdgeError(f"--set {key}: not settable here (use its own flag)")
+    if key in fields:
+        current = getattr(config, key)
+        if isinstance(current, bool) or not isinstance(value, (int, float, str)) or \
+                (isinstance(current, str) != isinstance(value, str)):
+            raise C3TEdgeError(f"--set {key}={text}: expected a {type(current).__name__}")
+        value = type(current)(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise C3TEdgeError(f"--set {key}={text}: must not be negative")
+        setattr(config, key, value)
+    else:
+        config.extra[key] = value
+    return config
+
+
 def build_method(config: TrainConfig) -> Method:
     try:
         cls = METHODS[config.method]
@@ -57,4 +95,5 @@ def build_method(config: TrainConfig) -> Method:
     return cls(config)
 
 
-__all__ = ["DEFAULTS", "METHODS", "Method", "MethodData", "TrainConfig", "build_method", "default_config"]
+__all__ = ["DEFAULTS", "METHODS", "Method", "MethodData", "TrainConfig", "apply_setting", "build_method",
+           "default_config"]

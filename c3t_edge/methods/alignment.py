@@ -18,13 +18,16 @@ def info_nce(imu: torch.Tensor, camera: torch.Tensor, temperature: float) -> tor
 
 
 def temporal_info_nce(imu: torch.Tensor, camera: torch.Tensor, temperature: float, *, negatives: str = "all",
-                      positive_window: float = 0.0) -> torch.Tensor:
+                      positive_window: float = 0.0, tolerance: int = 0) -> torch.Tensor:
     """Per-step symmetric InfoNCE between IMU and camera latents (n, S, d) (C3T's alignment).
 
     ``negatives``: ``"step"`` - the other clips at the same step (S separate n-way problems);
     ``"all"`` - every other (clip, step) pair of the batch (one nS-way problem).
     ``positive_window`` > 0 (``"all"`` only) makes neighbouring steps of the same clip soft positives,
     weighted exp(-(ds / window)^2 / 2), so alignment tolerates small time offsets between streams.
+    ``tolerance`` > 0 (``"all"`` only; replaces ``positive_window``) is shift-tolerant alignment: every
+    step of the same clip within ``tolerance`` steps is a positive and the loss is -log of their summed
+    probability, so each step may match whichever neighbour fits best (multi-positive InfoNCE).
     """
     a, b = F.normalize(imu, dim=-1), F.normalize(camera, dim=-1)
     n, steps, _ = a.shape
@@ -36,6 +39,12 @@ def temporal_info_nce(imu: torch.Tensor, camera: torch.Tensor, temperature: floa
     if negatives != "all":
         raise ValueError(f"unknown negatives {negatives!r}: expected 'step' or 'all'")
     logits = a.flatten(0, 1) @ b.flatten(0, 1).T / temperature  # (nS, nS)
+    if tolerance > 0:
+        ds = torch.arange(steps, device=a.device)
+        near = (ds[:, None] - ds[None, :]).abs() <= tolerance
+        same_clip = torch.eye(n, dtype=torch.bool, device=a.device)
+        positive = (same_clip[:, None, :, None] & near[None, :, None, :]).reshape(n * steps, n * steps)
+        return 0.5 * (_multi_positive_nll(logits, positive) + _multi_positive_nll(logits.T, positive.T))
     if positive_window <= 0:
         target = torch.arange(n * steps, device=a.device)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
@@ -44,6 +53,12 @@ def temporal_info_nce(imu: torch.Tensor, camera: torch.Tensor, temperature: floa
     kernel = kernel / kernel.sum(1, keepdim=True)
     soft = torch.block_diag(*([kernel] * n)) if n * steps <= 4096 else _block(kernel, n)
     return 0.5 * (F.cross_entropy(logits, soft) + F.cross_entropy(logits.T, soft))
+
+
+def _multi_positive_nll(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -log(sum of softmax(row) over the row's positives)."""
+    return (torch.logsumexp(logits, dim=1)
+            - torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)).mean()
 
 
 def _block(kernel: torch.Tensor, n: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
 
     ``extra``: ``negatives`` (``"all"``: every other (clip, step) of the batch; ``"step"``: the other
     clips at the same step), ``positive_window`` (steps; > 0 makes neighbouring steps soft positives),
+    ``tolerance`` (steps; > 0: shift-tolerant alignment, any camera step that near is a positive),
     ``head_position`` (True: the head has a position embedding), plus CA's options.
     The head kind is ``config.head`` (``attention`` by default for c3t).
     """
@@ -62,4 +63,5 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
         extra = self.config.extra
         return temporal_info_nce(imu_latents, camera_latents, self.config.temperature,
                                  negatives=extra.get("negatives", "all"),
-                                 positive_window=float(extra.get("positive_window", 0.0)))
+                                 positive_window=float(extra.get("positive_window", 0.0)),
+                                 tolerance=int(extra.get("tolerance", 0)))
