@@ -151,3 +151,12 @@ def test_shift_tolerant_alignment_is_multi_positive_info_nce() -> None:
     # camera one step late: exact-step alignment penalises it, tolerance 1 hardly does
     late = torch.cat([imu[:, :1], imu[:, :-1]], dim=1)
     assert temporal_info_nce(imu, late, 0.05, tolerance=1) < 0.5 * temporal_info_nce(imu, late, 0.05)
+
+
+def test_camera_steps_sets_the_teacher_length_alone() -> None:
+    arrays = tiny_arrays("skeleton")
+    camera, _ = fit("camera", arrays, "skeleton", {"camera_steps": 5})
+    assert camera.history_[-1]["step"] == 4                     # 5 camera steps, not config.steps = 3
+    st, _ = fit("st", arrays, "skeleton", {"camera_steps": 5})
+    steps = [h["step"] for h in st.history_]
+    assert steps[:steps.index(0, 1)][-1] == 4 and steps[-1] == 2  # teacher 5 steps, student 3

@@ -40,7 +40,8 @@ def _camera_key(method: Method, data: MethodData) -> tuple:
 def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Generator, progress: bool,
                             desc: str = "camera") -> list[dict]:
     """Fit ``method.camera_encoder`` + ``method.camera_head`` by cross-entropy on the labelled set
-    (camera clips augmented with ``config.extra["camera_augment"]``, see :func:`augment_camera`).
+    (camera clips augmented with ``config.extra["camera_augment"]``, see :func:`augment_camera`) for
+    ``config.extra["camera_steps"]`` steps (default ``config.steps``).
 
     The camera model is re-initialised and trained from its own seed, so it is a function of the
     configuration alone, and a fit with the same key in this process is reused; ``rng`` is not used
@@ -72,7 +73,8 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
         loss = F.cross_entropy(method.camera_head(method.camera_encoder(cam)), labels, label_smoothing=0.1)
         return loss, {}
 
-    history = optimise([method.camera_encoder, method.camera_head], cfg.steps, cfg, step, desc=desc,
+    steps = int(cfg.extra.get("camera_steps", cfg.steps))
+    history = optimise([method.camera_encoder, method.camera_head], steps, cfg, step, desc=desc,
                        progress=progress)
     if len(_FITTED) >= _FITTED_MAX:
         _FITTED.pop(next(iter(_FITTED)))
