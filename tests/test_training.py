@@ -102,6 +102,8 @@ def test_set_overrides_fields_and_method_options():
     assert base_config(args, "st").extra["student_steps"] == 9
     assert base_config(args, "st").extra.get("head_position") is None
     assert apply_setting(default_config("st"), "steps=7").steps == 7
-    for bad in ("temperature", "seed=3", "steps=many", "head=3", "lr=-1"):
+    with pytest.raises(C3TEdgeError, match="did you mean temperature"):
+        apply_setting(default_config("st"), "temprature=0.3")   # a typo is an error, not a no-op
+    for bad in ("temperature", "seed=3", "steps=many", "head=3", "lr=-1", "nonsense=1"):
         with pytest.raises(C3TEdgeError, match="--set"):
             apply_setting(default_config("st"), bad)

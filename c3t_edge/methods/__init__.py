@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 
 from c3t_edge.errors import C3TEdgeError
@@ -50,6 +51,20 @@ def default_config(method: str, **overrides) -> TrainConfig:
     return TrainConfig(method=method, **copy.deepcopy({**DEFAULTS.get(method, {}), **overrides}))
 
 
+#: Every method option a method reads from ``TrainConfig.extra`` (documented in each method's class).
+METHOD_OPTIONS = frozenset({
+    # camera model (camera.py, base.camera_encoder_options)
+    "camera_augment", "camera_augment_depth", "camera_augment_skeleton", "camera_augment_rgb",
+    "camera_steps", "camera_width", "camera_dropout", "camera_motion", "camera_frame_dropout",
+    "camera_hidden", "camera_stem_stride", "head_normalize",
+    # st
+    "student_steps", "student_head",
+    # ca (and c3t)
+    "schedule", "align_weight", "align_steps", "paired_augment",
+    # c3t
+    "negatives", "positive_window", "tolerance", "head_position", "head_steps", "camera_model",
+})
+
 #: TrainConfig fields that ``apply_setting`` may not change (they are set by their own flags).
 _FIXED_FIELDS = ("method", "seed", "extra", "preprocess")
 
@@ -72,6 +87,10 @@ def apply_setting(config: TrainConfig, setting: str) -> TrainConfig:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if key in _FIXED_FIELDS:
         raise C3TEdgeError(f"--set {key}: not settable here (use its own flag)")
+    if key not in fields and key not in METHOD_OPTIONS:
+        close = difflib.get_close_matches(key, [*fields, *METHOD_OPTIONS], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise C3TEdgeError(f"--set {key}: no such option{hint}")
     if key in fields:
         current = getattr(config, key)
         if isinstance(current, bool) or not isinstance(value, (int, float, str)) or \
@@ -95,5 +114,5 @@ def build_method(config: TrainConfig) -> Method:
     return cls(config)
 
 
-__all__ = ["DEFAULTS", "METHODS", "Method", "MethodData", "TrainConfig", "apply_setting", "build_method",
-           "default_config"]
+__all__ = ["DEFAULTS", "METHODS", "METHOD_OPTIONS", "Method", "MethodData", "TrainConfig", "apply_setting",
+           "build_method", "default_config"]
