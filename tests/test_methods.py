@@ -46,6 +46,7 @@ def tiny_arrays(camera: str, seed: int = 0) -> TrialArrays:
 VARIANTS = [(name, {}) for name in sorted(METHODS)] + [
     ("ca", {"schedule": "staged"}), ("c3t", {"schedule": "staged"}), ("c3t", {"negatives": "step"}),
     ("c3t", {"positive_window": 1.0, "head_position": False}), ("c3t", {"tolerance": 1}),
+    ("c3t", {"head_noise": 1.0}),
     ("st", {"camera_augment": 1.0}),
 ]
 

@@ -40,7 +40,8 @@ DEFAULTS: dict[str, dict] = {
     "st": {"steps": 600, "temperature": 1.0, "extra": dict(CAMERA_DEFAULTS)},
     "ca": {"steps": 600, "temperature": 0.5, "extra": {**CAMERA_DEFAULTS, "schedule": "staged"}},
     "c3t": {"steps": 600, "temperature": 0.2, "head": "attention",
-            "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all", "positive_window": 1.0}},
+            "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all", "positive_window": 1.0,
+                      "head_noise": 1.0}},
 }
 
 
@@ -62,7 +63,7 @@ METHOD_OPTIONS = frozenset({
     # ca (and c3t)
     "schedule", "align_weight", "align_steps", "paired_augment",
     # c3t
-    "negatives", "positive_window", "tolerance", "head_position", "head_steps", "camera_model",
+    "negatives", "positive_window", "tolerance", "head_position", "head_steps", "head_noise", "camera_model",
 })
 
 #: TrainConfig fields that ``apply_setting`` may not change (they are set by their own flags).

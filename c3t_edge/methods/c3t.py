@@ -23,7 +23,9 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
     ``extra``: ``negatives`` (``"all"``: every other (clip, step) of the batch; ``"step"``: the other
     clips at the same step), ``positive_window`` (steps; > 0 makes neighbouring steps soft positives),
     ``tolerance`` (steps; > 0: shift-tolerant alignment, any camera step that near is a positive),
-    ``head_position`` (True: the head has a position embedding), plus CA's options.
+    ``head_position`` (True: the head has a position embedding), ``head_noise`` (0: Gaussian noise of
+    that size relative to each step vector's RMS, added to camera latents while the head trains),
+    plus CA's options.
     The head kind is ``config.head`` (``attention`` by default for c3t).
     """
 
@@ -49,9 +51,14 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
         rng = np.random.default_rng([cfg.seed, 2])
         labelled = frozen_camera_latents(self, data, data.labelled, jitter_s=cfg.jitter_s)
 
+        noise = float(cfg.extra.get("head_noise", 0.0))
+
         def step(_):
             index = sample_indices(data.labelled, cfg.batch_size, rng)
             _none, latents = labelled.batch(data, index, rng, with_imu=False)
+            if noise > 0:  # stand-in for the gap between aligned IMU latents and camera latents
+                scale = latents.norm(dim=-1, keepdim=True) / latents.shape[-1] ** 0.5
+                latents = latents + noise * scale * torch.randn_like(latents)
             labels = torch.from_numpy(data.labels(index))
             return F.cross_entropy(temporal_head(latents), labels, label_smoothing=0.1), {}
 
