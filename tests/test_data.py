@@ -150,6 +150,60 @@ def test_folder_format_reports_bad_rows(tmp_path):
         open_dataset(root)
 
 
+@pytest.fixture
+def subject_npy_reader():
+    """Imports tests/_subject_npy_reader.py (which registers its reader), unregisters it afterwards."""
+    import importlib
+
+    from c3t_edge.data.trials import READERS
+
+    module = importlib.import_module("_subject_npy_reader")
+    yield module
+    READERS.pop(module.NAME, None)
+    sys.modules.pop("_subject_npy_reader", None)
+
+
+def test_a_registered_extra_reader_is_used_by_open_dataset(utd_mhad_dir, tmp_path, subject_npy_reader):
+    """Real UTD-MHAD trials re-packed into another layout read back, through open_dataset and the same
+    preprocessing, exactly as the official reader gives them."""
+    from c3t_edge.data import utd_mhad
+
+    picked = [(a, s, t) for a in (1, 7) for s in (2, 5) for t in (1, 3)]
+    official, mine = tmp_path / "official", tmp_path / "mine"
+    (mine / "SUBJECT_NPY").parent.mkdir()
+    (mine / "SUBJECT_NPY").write_text("")
+    labels = (UTD_MHAD_ACTIONS[0], UTD_MHAD_ACTIONS[6])
+    (mine / "classes.txt").write_text("\n".join(labels) + "\n")
+    (mine / "rates.txt").write_text("50 30\n")
+    for a, s, t in picked:
+        for folder, suffix, modality in (("Inertial", "inertial", "imu"), ("Depth", "depth", "depth")):
+            source = utd_mhad_dir / folder / f"a{a}_s{s}_t{t}_{suffix}.mat"
+            (official / folder).mkdir(parents=True, exist_ok=True)
+            (official / folder / source.name).symlink_to(source)
+            (mine / f"s{s}").mkdir(exist_ok=True)
+            np.save(mine / f"s{s}" / f"{int(a == 7)}_t{t}.{modality}.npy", utd_mhad.read_modality(source, modality))
+    dataset = open_dataset(mine)
+    assert dataset.format == subject_npy_reader.NAME and dataset.labels == labels and dataset.problems == []
+    assert len(dataset.trials) == len(picked)
+    assert open_dataset(mine, format="subject-npy").trials == dataset.trials
+    got = load_trial_arrays(dataset, camera="depth", cache_dir=None)
+    want = load_trial_arrays(open_dataset(official), camera="depth", cache_dir=None)
+    got_order = np.lexsort((got.trials, got.subjects, [got.class_names[i] for i in got.labels]))
+    want_order = np.lexsort((want.trials, want.subjects, [want.class_names[i] for i in want.labels]))
+    assert len(got) == len(want) == len(picked)
+    for g, w in zip(got_order, want_order, strict=True):
+        assert (got.subjects[g], got.trials[g]) == (want.subjects[w], want.trials[w])
+        assert got.class_names[got.labels[g]] == want.class_names[want.labels[w]]
+        np.testing.assert_array_equal(got.imu[g], want.imu[w])
+        np.testing.assert_array_equal(got.camera[g], want.camera[w])
+    with pytest.raises(DataError, match="unknown dataset format 'nope': known formats are folder, utd-mhad, "
+                                        "subject-npy"):
+        open_dataset(mine, format="nope")
+    (mine / "SUBJECT_NPY").unlink()  # no reader recognises the folder now: the error names every format
+    with pytest.raises(DataError, match="expected a manifest.csv or UTD-MHAD's .* or a SUBJECT_NPY marker file"):
+        open_dataset(mine)
+
+
 # --------------------------------------------------------------------------------- preprocessing
 
 def test_clip_fit_centre_crops_and_edge_pads():

@@ -12,7 +12,8 @@ Layout (see the README, "Bring your own recordings")::
                           rgb       (F, H, W, 3) uint8                          [optional]
 
 The camera and IMU of a trial must cover the same time span (start and end together); their rates
-may differ per trial, which is what ``imu_rate_hz`` and ``camera_fps`` say.
+may differ per trial, which is what ``imu_rate_hz`` and ``camera_fps`` say. Registered as the
+``folder`` reader: a folder holding a ``manifest.csv`` is read with it.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from c3t_edge.data.trials import MODALITIES, Dataset, TrialRecord
+from c3t_edge.data.trials import MODALITIES, Dataset, DatasetReader, TrialRecord, register_reader
 from c3t_edge.errors import DataError
 
 MANIFEST_COLUMNS = ("file", "subject", "trial", "label", "imu_rate_hz", "camera_fps")
+
+
+def recognises(root: Path) -> bool:
+    """True when ``root`` holds a ``manifest.csv``."""
+    return (root / "manifest.csv").is_file()
 
 
 def scan(root: Path) -> Dataset:
@@ -82,6 +88,11 @@ def read_modality(path: Path, modality: str) -> np.ndarray:
     if modality == "imu" and (array.ndim != 2 or array.shape[1] != 6):
         raise DataError(f"{path.name}: imu has shape {array.shape}, expected (T, 6)")
     return np.asarray(array, dtype=np.float32) if modality in ("imu", "skeleton") else array
+
+
+register_reader(DatasetReader(
+    name="folder", recognises=recognises, scan=scan, read_modality=read_modality, expects="a manifest.csv",
+))
 
 
 def write_trial(path: Path, **arrays: np.ndarray) -> None:

@@ -1,14 +1,17 @@
 """Trial records: what a dataset folder holds, read lazily, whatever its on-disk format.
 
 A dataset is a list of :class:`TrialRecord` (one recorded repetition of one action by one subject,
-with a file per modality) plus the ordered class labels. Two formats are read by the same code path:
-the official UTD-MHAD layout (:mod:`c3t_edge.data.utd_mhad`) and the documented folder format for a
-team's own recordings (:mod:`c3t_edge.data.folder`). :func:`open_dataset` picks the format.
+with a file per modality) plus the ordered class labels. Every on-disk format is a
+:class:`DatasetReader` that its own module registers with :func:`register_reader`: the official
+UTD-MHAD layout (:mod:`c3t_edge.data.utd_mhad`) and the documented folder format for a team's own
+recordings (:mod:`c3t_edge.data.folder`) are two such modules. :func:`open_dataset` asks each
+registered reader, in registration order, whether it recognises the folder.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,13 +70,47 @@ class Dataset:
         path = record.files.get(modality)
         if path is None:
             raise DataError(f"trial {record.name} has no {modality} file")
-        if self.format == "utd-mhad":
-            from c3t_edge.data import utd_mhad
+        return reader_named(self.format).read_modality(path, modality)
 
-            return utd_mhad.read_modality(path, modality)
-        from c3t_edge.data import folder
 
-        return folder.read_modality(path, modality)
+@dataclass(frozen=True)
+class DatasetReader:
+    """One on-disk dataset format.
+
+    ``name`` is what :attr:`Dataset.format` says for datasets it read. ``recognises(root)`` answers,
+    cheaply (no array read), whether the folder ``root`` is in this format; ``scan(root)`` lists its
+    trials as a :class:`Dataset` whose ``format`` is ``name`` (no array read; unreadable entries go
+    to ``problems``); ``read_modality(path, modality)`` reads one file of one trial with the shapes
+    and units of :data:`MODALITIES`, raising :class:`DataError` naming the file when it cannot.
+    ``expects`` is a short phrase for the error when no trial is found ("a manifest.csv").
+    """
+
+    name: str
+    recognises: Callable[[Path], bool]
+    scan: Callable[[Path], Dataset]
+    read_modality: Callable[[Path, str], np.ndarray]
+    expects: str
+
+
+#: Registered readers by name, in registration order (the order :func:`open_dataset` asks them).
+READERS: dict[str, DatasetReader] = {}
+
+
+def register_reader(reader: DatasetReader) -> DatasetReader:
+    """Make ``reader`` known to :func:`open_dataset` (a reader module calls this once, at import).
+
+    Registering a name again replaces that reader in place. Returns ``reader``.
+    """
+    READERS[reader.name] = reader
+    return reader
+
+
+def reader_named(name: str) -> DatasetReader:
+    """The registered reader called ``name``; :class:`DataError` listing the known ones otherwise."""
+    try:
+        return READERS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset format {name!r}: known formats are {', '.join(READERS)}") from None
 
 
 def default_data_dir() -> Path | None:
@@ -90,11 +127,12 @@ def default_data_dir() -> Path | None:
     return cwd_candidate if cwd_candidate.is_dir() else None
 
 
-def open_dataset(path: str | os.PathLike | None = None) -> Dataset:
-    """Open a dataset folder: a ``manifest.csv`` folder or the official UTD-MHAD layout.
+def open_dataset(path: str | os.PathLike | None = None, *, format: str | None = None) -> Dataset:
+    """Open a dataset folder with the first registered reader that recognises it (see :data:`READERS`).
 
-    ``path=None`` uses :func:`default_data_dir`. Raises :class:`DataError` with one clear line when the
-    folder does not exist, is of neither format, or holds no readable trial.
+    ``path=None`` uses :func:`default_data_dir`; ``format`` names the reader to use instead of asking
+    each one. Raises :class:`DataError` with one clear line when the folder does not exist, no reader
+    recognises it, or it holds no trial.
     """
     if path is None:
         path = default_data_dir()
@@ -105,17 +143,13 @@ def open_dataset(path: str | os.PathLike | None = None) -> Dataset:
         raise DataError(f"dataset folder {root} does not exist")
     if not root.is_dir():
         raise DataError(f"dataset path {root} is not a folder")
-    if (root / "manifest.csv").is_file():
-        from c3t_edge.data import folder
-
-        dataset = folder.scan(root)
+    if format is not None:
+        reader: DatasetReader | None = reader_named(format)
     else:
-        from c3t_edge.data import utd_mhad
-
-        dataset = utd_mhad.scan(root)
-    if not dataset.trials:
-        raise DataError(
-            f"no trials found in {root}: expected UTD-MHAD's Inertial/aA_sS_tT_inertial.mat files "
-            "or a manifest.csv (see the README's 'Bring your own recordings')"
-        )
+        reader = next((r for r in READERS.values() if r.recognises(root)), None)
+    dataset = reader.scan(root) if reader is not None else None
+    if dataset is None or not dataset.trials:
+        expected = " or ".join(r.expects for r in ([reader] if reader is not None else READERS.values()))
+        raise DataError(f"no trials found in {root}: expected {expected} "
+                        "(see the README's 'Bring your own recordings')")
     return dataset

@@ -4,7 +4,8 @@
 ``Depth/aA_sS_tT_depth.mat`` (key ``d_depth``, (240, 320, F) uint16 mm),
 ``Skeleton/aA_sS_tT_skeleton.mat`` (key ``d_skel``, (20, 3, F) metres) and, when present,
 ``RGB/aA_sS_tT_color.avi``. Trials are named by their IMU file; a camera file that is missing is
-reported by name and the trial is kept for the modalities it has.
+reported by name and the trial is kept for the modalities it has. Registered as the ``utd-mhad``
+reader: a folder holding any of those sub-folders is read with it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from c3t_edge.data.actions import UTD_MHAD_ACTIONS, UTD_MHAD_IMU_RATE_HZ
-from c3t_edge.data.trials import Dataset, TrialRecord
+from c3t_edge.data.trials import Dataset, DatasetReader, TrialRecord, register_reader
 from c3t_edge.errors import DataError, MissingDependencyError
 
 _NAME = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_(inertial|depth|skeleton|color)\.(mat|avi)$")
@@ -54,6 +55,11 @@ def scan(root: Path) -> Dataset:
         trials.append(TrialRecord(name=name, subject=s, trial=t, label=UTD_MHAD_ACTIONS[a - 1],
                                   files=files, imu_rate_hz=UTD_MHAD_IMU_RATE_HZ, camera_fps=KINECT_FPS))
     return Dataset(root=root, format="utd-mhad", labels=UTD_MHAD_ACTIONS, trials=trials, problems=problems)
+
+
+def recognises(root: Path) -> bool:
+    """True when ``root`` holds at least one of the official sub-folders (Inertial, Depth, ...)."""
+    return any((root / folder).is_dir() for folder, _suffix in _FOLDERS.values())
 
 
 def _sort_key(name: str) -> tuple[int, int, int]:
@@ -101,3 +107,9 @@ def read_avi(path: Path) -> np.ndarray:
     if not frames:
         raise DataError(f"cannot read {path.name}: no video frames decoded")
     return np.stack(frames)
+
+
+register_reader(DatasetReader(
+    name="utd-mhad", recognises=recognises, scan=scan, read_modality=read_modality,
+    expects="UTD-MHAD's Inertial/aA_sS_tT_inertial.mat files",
+))
