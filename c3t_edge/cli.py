@@ -1,10 +1,11 @@
 """The ``c3t-edge`` command line (also ``python -m c3t_edge``).
 
 Each subcommand lives in its own module under :mod:`c3t_edge.commands` with two functions:
-``add_arguments(parser)`` and ``run(args) -> int``. Command modules import their heavy
-dependencies (torch, onnxruntime) inside ``run`` so that ``c3t-edge --help`` and the runtime
-commands stay light. Errors derived from :class:`~c3t_edge.errors.C3TEdgeError` become one line on
-stderr and a non-zero exit code.
+``add_arguments(parser)`` and ``run(args) -> int``. Only the module of the command being run is
+imported, so ``c3t-edge --help`` imports neither numpy nor the runtime; command modules import their
+heavy dependencies (torch, onnxruntime) inside ``run`` so that the runtime commands stay light.
+Errors derived from :class:`~c3t_edge.errors.C3TEdgeError` become one line on stderr and a non-zero
+exit code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from c3t_edge import __version__
 from c3t_edge.errors import C3TEdgeError
@@ -39,7 +40,10 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``commands``: the subcommands whose modules are imported and whose
+    arguments are added (default: all). The others are listed by name and help line only."""
+    wanted = set(COMMANDS if commands is None else commands)
     parser = _ArgumentParser(
         prog="c3t-edge",
         description="IMU-only action recognition transferred from a camera (C3T), for the edge.",
@@ -48,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     sub.required = True
     for name, help_text in COMMANDS.items():
+        if name not in wanted:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(f"c3t_edge.commands.{name}")
         cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
         module.add_arguments(cmd)
@@ -55,8 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first word that is not an option), or None."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(argv)
+    parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
