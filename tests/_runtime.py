@@ -92,9 +92,8 @@ def run_recording(path, model, *, config=None, speed=None):
 
 
 def require_default_bundle():
+    """Fails (never skips) when the default bundle, which the package ships, is missing."""
     from c3t_edge.bundle import default_bundle_path
 
-    if not (default_bundle_path() / "metadata.json").is_file():
-        import pytest
-
-        pytest.skip("the default bundle is not in this checkout")
+    path = default_bundle_path() / "metadata.json"
+    assert path.is_file(), f"the shipped default bundle is missing ({path})"

@@ -2,8 +2,8 @@
 recordings, through the default bundle. The event sequences are pinned (tests/golden/) and
 event-level accuracy and timing are asserted.
 
-Goldens are tied to the bundle that made them (sha256 of its model files): with another bundle the
-exact comparison is skipped and the accuracy and timing floors still apply. Regenerate with
+Goldens are tied to the recording and the bundle that made them (sha256 of its model files): a
+golden that no longer matches either fails, it is never skipped. Regenerate with
 ``C3T_UPDATE_GOLDEN=1 pytest tests/test_runtime_replay.py`` after a deliberate change, and read
 the diff."""
 
@@ -59,8 +59,8 @@ def event_rows(events) -> list[list]:
 
 
 def check_golden(name: str, model, recording: Path, events, score, *, built: bool = False) -> None:
-    """Compare with (or, with C3T_UPDATE_GOLDEN=1, write) tests/golden/NAME.json. ``built``: the
-    test made the recording (numpy's random streams may differ elsewhere: then skip, do not fail)."""
+    """Compare with (or, with C3T_UPDATE_GOLDEN=1, write) tests/golden/NAME.json; a golden that no
+    longer matches fails. ``built``: the test made the recording (from real trials and the simulator)."""
     path = GOLDEN / f"{name}.json"
     doc = {"bundle": bundle_id(model), "recording_sha256": _sha(recording), "events": event_rows(events),
            "score": score.as_dict()}
@@ -72,11 +72,12 @@ def check_golden(name: str, model, recording: Path, events, score, *, built: boo
     assert path.is_file(), f"no golden {path.name}: run with C3T_UPDATE_GOLDEN=1 once"
     golden = json.loads(path.read_text(encoding="utf-8"))
     if golden["recording_sha256"] != doc["recording_sha256"]:
-        if built:
-            pytest.skip(f"the recording built here differs from the one golden {path.name} was made on")
-        raise AssertionError("the shipped recording changed: regenerate the golden")
-    if golden["bundle"] != doc["bundle"]:
-        pytest.skip(f"golden {path.name} was made with bundle {golden['bundle']}, this one is {doc['bundle']}")
+        what = "the recording built here" if built else "the shipped recording"
+        raise AssertionError(f"{what} differs from the one golden {path.name} was made on: "
+                             "if deliberate, regenerate with C3T_UPDATE_GOLDEN=1")
+    assert golden["bundle"] == doc["bundle"], (
+        f"golden {path.name} was made with bundle {golden['bundle']}, this one is {doc['bundle']}: "
+        "if the bundle changed deliberately, regenerate with C3T_UPDATE_GOLDEN=1")
     got, want = doc["events"], golden["events"]
     assert [r[:3] for r in got] == [r[:3] for r in want], "event sequence differs from the golden"
     for g, w in zip(got, want, strict=True):
