@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, Protocol
 
 from c3t_edge import __version__
+from c3t_edge.clock import host_time
 from c3t_edge.errors import C3TEdgeError, ProtocolError
 
 #: First 8 bytes of every recording (PNG-style: a high-bit byte and a newline catch text-mode damage).
@@ -95,6 +96,65 @@ class RecordingStats:
     tail_problem: str | None = None  # "truncated record", "checksum mismatch", "invalid length"
 
 
+# ----------------------------------------------------------------------------------- link events
+#: The ``"event"`` values of link-event records (docs/RECORDING.md); readers skip others.
+LINK_EVENT_KINDS = ("disconnected", "reconnected", "gave_up")
+
+
+class GapLike(Protocol):
+    """An outage: host times (s) it started and ended, reopen attempts it took."""
+
+    start_s: float
+    end_s: float
+    attempts: int
+
+
+class LinkEventLike(Protocol):
+    """A link event as transports report it (``c3t_edge.transports.LinkEvent``)."""
+
+    kind: str
+    reason: str
+    host_time_s: float
+    gap: GapLike | None
+
+
+@dataclass(frozen=True)
+class LinkEventRecord:
+    """A link event read back from a recording: ``kind`` (one of :data:`LINK_EVENT_KINDS`),
+    ``reason``, and for ``reconnected``/``gave_up`` the outage's host times (s) and attempts
+    (for ``disconnected`` both times are the record's own)."""
+
+    kind: str
+    reason: str
+    gap_start_s: float
+    gap_end_s: float
+    attempts: int
+
+
+def event_record(event: LinkEventLike, start_wall_time_s: float) -> dict[str, Any]:
+    """A link event as the JSON object stored in a recording's event record:
+    ``{"event", "reason"}`` plus, when the event carries its gap, ``gap_start_us``/``gap_end_us``
+    (µs since ``start_wall_time_s``) and ``attempts``."""
+    doc: dict[str, Any] = {"event": event.kind, "reason": event.reason}
+    if event.gap is not None:
+        doc["gap_start_us"] = round((event.gap.start_s - start_wall_time_s) * 1e6)
+        doc["gap_end_us"] = round((event.gap.end_s - start_wall_time_s) * 1e6)
+        doc["attempts"] = event.gap.attempts
+    return doc
+
+
+def read_event_record(record: Record, start_wall_time_s: float) -> LinkEventRecord | None:
+    """The link event of an event record (None: another kind of event, skipped)."""
+    doc = record.event or {}
+    kind = doc.get("event")
+    if kind not in LINK_EVENT_KINDS:
+        return None
+    start_us = int(doc.get("gap_start_us", record.offset_us))
+    end_us = int(doc.get("gap_end_us", record.offset_us))
+    return LinkEventRecord(str(kind), str(doc.get("reason", "")), start_wall_time_s + start_us / 1e6,
+                           start_wall_time_s + end_us / 1e6, int(doc.get("attempts", 0)))
+
+
 class RecordingWriter:
     """Append records to a new recording; each record reaches the OS in one ``write`` call.
 
@@ -106,8 +166,6 @@ class RecordingWriter:
     def __init__(self, path: str | os.PathLike[str], port: str, *, start_wall_time_s: float | None = None,
                  overwrite: bool = False, fsync_interval_s: float | None = 1.0,
                  extra: dict[str, Any] | None = None) -> None:
-        from c3t_edge.transports.base import host_time
-
         self.path = Path(path)
         self.start_wall_time_s = host_time() if start_wall_time_s is None else float(start_wall_time_s)
         self.header = RecordingHeader(port=port, start_wall_time_s=self.start_wall_time_s,
@@ -137,6 +195,11 @@ class RecordingWriter:
         if "event" not in event:
             raise ValueError("an event record needs an 'event' key")
         self._append(RECORD_EVENT, host_time_s, json.dumps(event, sort_keys=True).encode())
+
+    def write_link_event(self, event: LinkEventLike) -> None:
+        """Append a link event (a transport's ``LinkEvent``) at its own host time, in the schema of
+        :func:`event_record`."""
+        self.write_event(event_record(event, self.start_wall_time_s), event.host_time_s)
 
     def offset_us(self, host_time_s: float) -> int:
         return max(self._last_us, round((host_time_s - self.start_wall_time_s) * 1e6))

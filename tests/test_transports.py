@@ -12,7 +12,7 @@ import pytest
 from _pty import raw_pty_at
 
 from c3t_edge.errors import C3TEdgeError, TransportError
-from c3t_edge.recording import RecordingWriter
+from c3t_edge.recording import RecordingWriter, event_record
 from c3t_edge.transports import (
     BleTransport,
     ReconnectPolicy,
@@ -22,7 +22,6 @@ from c3t_edge.transports import (
     port_kind,
 )
 from c3t_edge.transports.base import Gap, LinkEvent
-from c3t_edge.transports.replay import event_record
 
 FAST = ReconnectPolicy(initial_s=0.02, factor=2.0, max_s=0.1)
 ALL_BYTES = bytes(range(256)) * 4  # includes NUL, CR, LF, XON/XOFF, ^C, ^D: raw mode must pass them

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("bumble")
 
+from _bumble_backend import make_bumble_backends  # noqa: E402
 from bumble import gatt  # noqa: E402
 from bumble.controller import Controller  # noqa: E402
 from bumble.core import AdvertisingData  # noqa: E402
@@ -31,7 +32,6 @@ from c3t_edge.transports import (  # noqa: E402
     ReconnectPolicy,
     open_transport,
 )
-from c3t_edge.transports.bumble_backend import make_bumble_backends  # noqa: E402
 
 NAME = "C3T-IMU-SIM"
 PERIPHERAL_ADDRESS = "F0:F0:F0:F0:F0:F0"

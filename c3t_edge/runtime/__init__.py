@@ -16,7 +16,7 @@ from c3t_edge.runtime.events import (
     WindowResult,
 )
 from c3t_edge.runtime.model import BundleModel, ModelSpec, WindowModel, load_model, spec_from_metadata
-from c3t_edge.runtime.pipeline import PipelineConfig, StreamPipeline, run_transport
+from c3t_edge.runtime.pipeline import PipelineConfig, PipelineFeed, StreamPipeline
 from c3t_edge.runtime.signal import ChannelMap, IdentityCalibration, LinearResampler
 from c3t_edge.runtime.sinks import JsonSink, ListSink, TextSink
 from c3t_edge.runtime.smoothing import ActionSmoother, ActivityGate, GateConfig, SmoothingConfig
@@ -27,5 +27,5 @@ __all__ = [
     "GapEvent", "GateConfig", "IdentityCalibration", "JsonSink", "LinearResampler", "LinkNotice",
     "ListSink", "ModelSpec", "Notice", "PipelineConfig", "SlidingWindow", "SmoothingConfig", "StreamPipeline",
     "Summary", "TextSink", "WindowBatch", "WindowModel", "WindowResult", "load_model",
-    "run_transport", "spec_from_metadata",
+    "PipelineFeed", "spec_from_metadata",
 ]

@@ -4,14 +4,13 @@
               -> activity gate -> model -> smoothing with hysteresis -> events -> sinks
 
 :class:`StreamPipeline` is synchronous and deterministic: the same bytes give the same events
-whatever their chunking and pacing (replay tests rely on it). :func:`run_transport` drives it from
-any :class:`~c3t_edge.transports.Transport` on an asyncio loop, sends the device its start
-commands where the link allows, and reports link outages. Nothing here imports torch.
+whatever their chunking and pacing (replay tests rely on it). :class:`PipelineFeed` is the
+consumer that the one live-session driver (:class:`c3t_edge.live.LiveSession`) hands the chunks of
+any transport to; :mod:`c3t_edge.runtime.runner` puts the two together. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -279,101 +278,63 @@ def check_device(pipeline: StreamPipeline) -> None:
         raise DeviceMismatchError("no samples arrived from the device")
 
 
-async def run_transport(transport, pipeline: StreamPipeline, emit: Callable[[RuntimeEvent], None], *,
-                        stop: asyncio.Event | None = None, commands: bool = True) -> str:
-    """Pump ``transport`` (already open) through ``pipeline`` until it ends or ``stop`` is set.
-
-    Events go to ``emit`` as they happen. Where the link can send, the device is asked to describe
-    itself and to start, at the beginning and after every reconnection. Returns why it stopped:
-    ``"ended"`` (end of a recording) or ``"stopped"``; transport errors propagate.
-    """
-    from c3t_edge.protocol import CommandCode, command_bytes
-    from c3t_edge.transports.base import host_time
-
-    async def hello() -> None:
-        if commands and transport.can_write:
-            try:
-                await transport.write(command_bytes(CommandCode.SEND_INFO))
-                await transport.write(command_bytes(CommandCode.START))
-            except Exception:  # noqa: BLE001 - a device that cannot take commands still streams
-                pass
-
-    await hello()
-    stop = stop or asyncio.Event()
-    if transport.kind == "replay":
-        return await _run_replay(transport, pipeline, emit, stop)
-
-    async def pump() -> str:
-        # one plain await per chunk (no task per read): the least overhead between arrival and decision
-        while True:
-            chunk = await transport.read()
-            if chunk is None:
-                for ev in pipeline.finish():
-                    emit(ev)
-                return "ended"
-            arrival = time.perf_counter()
-            # measure from when the bytes reached the host, not from when they were read
-            arrival -= max(0.0, host_time() - chunk.host_time_s)
-            if chunk.gap is not None:
-                _link_back(transport, pipeline, chunk.gap, emit)
-                await hello()
-            for ev in pipeline.feed(chunk.data, arrival):
-                emit(ev)
-
-    pump_task = asyncio.ensure_future(pump())
-    stop_task = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait({pump_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if pump_task in done:
-            return pump_task.result()  # "ended", or the transport's error
-        pump_task.cancel()  # stopped: it waits in read() (or a command write), never inside feed()
-        await asyncio.gather(pump_task, return_exceptions=True)
-        for chunk in transport.read_nowait():  # already received: decode it too
-            for ev in pipeline.feed(chunk.data, time.perf_counter()):
-                emit(ev)
-        return "stopped"
-    finally:
-        for task in (pump_task, stop_task):
-            task.cancel()
-        await asyncio.gather(pump_task, stop_task, return_exceptions=True)
-
-
-#: A replay played as fast as possible feeds up to this many records to the pipeline at once, so
+#: Played as fast as possible, a source's chunks are fed to the pipeline up to this many at once, so
 #: that the decoder takes its bulk path and the model sees batches of windows.
-REPLAY_BATCH_RECORDS = 256
+BATCH_CHUNKS = 256
 
 
-def _link_back(transport, pipeline: StreamPipeline, gap, emit) -> None:
-    notice = LinkNotice("reconnected", transport.port, gap.end_s, gap.reason, gap.duration_s)
-    for ev in pipeline.link_gap(notice):
-        emit(ev)
+class PipelineFeed:
+    """The consumer a :class:`~c3t_edge.live.LiveSession` hands chunks to when streaming: each
+    chunk through ``pipeline``, its events to ``emit`` as they happen.
 
+    A chunk after a link outage (``chunk.gap``) is reported to the pipeline first (a
+    :class:`LinkNotice` ``"reconnected"``). ``batch``: join up to :data:`BATCH_CHUNKS` chunks per
+    feed (for a source that is not paced; the events do not depend on chunking, a window's latency
+    is then its batch's processing time). ``recorded``: chunk host times are not this run's clock,
+    so latency is measured from when a chunk is read; otherwise from when its bytes reached the
+    host. Call :meth:`finish` when the source ended, :meth:`flush` when the run stopped.
+    """
 
-async def _run_replay(transport, pipeline: StreamPipeline, emit, stop: asyncio.Event) -> str:
-    """A recording: ``read()`` never blocks for long, so no race with ``stop`` is needed; played
-    as fast as possible, records are fed in batches (the events do not depend on chunking)."""
-    batch_records = 1 if getattr(transport, "speed", None) is not None else REPLAY_BATCH_RECORDS
-    pending: list[bytes] = []
+    def __init__(self, pipeline: StreamPipeline, emit: Callable[[RuntimeEvent], None], port: str, *,
+                 batch: bool = False, recorded: bool = False) -> None:
+        from c3t_edge.clock import host_time
 
-    def flush() -> None:
-        if pending:
-            data = b"".join(pending)
-            pending.clear()
-            for ev in pipeline.feed(data, time.perf_counter()):
-                emit(ev)
+        self.pipeline = pipeline
+        self.emit = emit
+        self.port = port
+        self.batch = batch
+        self.recorded = recorded
+        self._host_time = host_time
+        self._pending: list[bytes] = []
 
-    while not stop.is_set():
-        chunk = await transport.read()
-        if chunk is None:
-            flush()
-            for ev in pipeline.finish():
-                emit(ev)
-            return "ended"
+    def __call__(self, chunk) -> None:  # chunk: c3t_edge.transports.Chunk
         if chunk.gap is not None:
-            flush()
-            _link_back(transport, pipeline, chunk.gap, emit)
-        pending.append(chunk.data)
-        if len(pending) >= batch_records:
-            flush()
-    flush()
-    return "stopped"
+            self.flush()
+            gap = chunk.gap
+            notice = LinkNotice("reconnected", self.port, gap.end_s, gap.reason, gap.duration_s)
+            self._emit_all(self.pipeline.link_gap(notice))
+        if self.batch:
+            self._pending.append(chunk.data)
+            if len(self._pending) >= BATCH_CHUNKS:
+                self.flush()
+            return
+        arrival = time.perf_counter()
+        if not self.recorded:  # measure from when the bytes reached the host, not from when they were read
+            arrival -= max(0.0, self._host_time() - chunk.host_time_s)
+        self._emit_all(self.pipeline.feed(chunk.data, arrival))
+
+    def flush(self) -> None:
+        """Feed the chunks a batch still holds."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._emit_all(self.pipeline.feed(data, time.perf_counter()))
+
+    def finish(self) -> None:
+        """The source ended: feed what is held and what the decoder still holds."""
+        self.flush()
+        self._emit_all(self.pipeline.finish())
+
+    def _emit_all(self, events: list[RuntimeEvent]) -> None:
+        for event in events:
+            self.emit(event)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.runtime.events import LinkNotice, Notice, Summary
-from c3t_edge.runtime.pipeline import StreamPipeline, run_transport
+from c3t_edge.runtime.pipeline import PipelineFeed, StreamPipeline
 
 #: After this many seconds without a decodable sample, say why recognition has not started.
 SILENCE_HINT_S = 3.0
@@ -61,7 +60,9 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
                    transport=None, stop: asyncio.Event | None = None) -> Summary:
     """Open ``port`` (or use ``transport``), run ``pipeline`` on it, send events to ``sink``
     (a callable with a ``summary(Summary)`` method); returns the summary. Setting ``stop`` ends
-    the run like Ctrl-C does."""
+    the run like Ctrl-C does. The session (hello, re-hello after reconnections, signals, drain)
+    is the one live-session driver, :class:`c3t_edge.live.LiveSession`."""
+    from c3t_edge.live import ENDED, LiveSession
     from c3t_edge.transports import open_transport
 
     options = options or PortOptions()
@@ -74,69 +75,70 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
     if transport is None:
         transport = open_transport(port, on_event=on_event, reconnect=options.reconnect,
                                    baudrate=options.baudrate, serial_options=options.serial_options,
-                                   ble=options.ble, speed=options.speed)
+                                   ble=options.ble, speed=options.speed, extra=options.extra)
     elif transport.on_event is None:
         transport.on_event = on_event
-    stop = stop or asyncio.Event()
+    caps = transport.capabilities
+    feed = PipelineFeed(pipeline, sink, transport.port, batch=not caps.paced, recorded=caps.recorded)
     loop = asyncio.get_running_loop()
-    installed = []
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-    timer = loop.call_later(duration_s, stop.set) if duration_s is not None else None
-
-    def silence_hint() -> None:
-        dec = pipeline.decoder.stats
-        if dec.samples:
-            return
-        if transport.stats.bytes_in == 0:
-            sink(Notice(f"no data from {port} after {SILENCE_HINT_S:g} s: is the device on and streaming, and "
-                        "is this its port?"))
-        elif dec.frames == 0:
-            sink(Notice(f"{transport.stats.bytes_in} bytes from {port} but neither valid frames nor lines of "
-                        "numbers: is the baud rate right (--baud)?"))
-        elif getattr(dec, "no_info", 0):
-            sink(Notice("sample frames arrive but the device has not described itself (DEVICE_INFO); "
-                        "its samples cannot be scaled until it does"))
-
     hint = None
+    pipeline_ready: float | None = None
     error: C3TEdgeError | None = None
     reason = "stopped"
     try:
-        async with transport:
+        async with LiveSession(transport, handle_signals=handle_signals, duration_s=duration_s,
+                               stop=stop) as session:
             pipeline_ready = process_age_s()
-            hint = loop.call_later(SILENCE_HINT_S, silence_hint)  # counted from the open port (BLE scans)
+            # counted from the open port (BLE scans)
+            hint = loop.call_later(SILENCE_HINT_S, _silence_hint, port, transport, pipeline, sink)
             try:
-                reason = await run_transport(transport, pipeline, sink, stop=stop)
+                reason = await session.run(feed)
             except C3TEdgeError as exc:
                 error = exc
                 reason = "error"
+            if reason == ENDED:
+                feed.finish()
+            else:
+                feed.flush()
+                reason = reason if reason == "error" else "stopped"
     finally:
         if hint is not None:
             hint.cancel()
-        if timer is not None:
-            timer.cancel()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    summary = _summary(pipeline, transport, reason, pipeline_ready)
+    sink.summary(summary)
+    if error is not None:
+        raise error
+    return summary
+
+
+def _silence_hint(port: str, transport, pipeline: StreamPipeline, sink) -> None:
+    """Say why no sample has arrived yet (nothing at all, bytes but no frames, frames but no DEVICE_INFO)."""
+    dec = pipeline.decoder.stats
+    if dec.samples:
+        return
+    if transport.stats.bytes_in == 0:
+        sink(Notice(f"no data from {port} after {SILENCE_HINT_S:g} s: is the device on and streaming, and "
+                    "is this its port?"))
+    elif dec.frames == 0:
+        sink(Notice(f"{transport.stats.bytes_in} bytes from {port} but neither valid frames nor lines of "
+                    "numbers: is the baud rate right (--baud)?"))
+    elif getattr(dec, "no_info", 0):
+        sink(Notice("sample frames arrive but the device has not described itself (DEVICE_INFO); "
+                    "its samples cannot be scaled until it does"))
+
+
+def _summary(pipeline: StreamPipeline, transport, reason: str, ready_after_s: float | None) -> Summary:
+    """The pipeline's summary plus the run's facts (why it stopped, start-up, memory, the source's own)."""
     summary = pipeline.summary()
     first = pipeline.first_window_at()
     age = process_age_s()
     if first is not None and age is not None:
         summary.first_window_after_s = age - (time.perf_counter() - first)
     summary.max_rss_mb = max_rss_mb()
-    summary.extra.update({"stopped": reason, "ready_after_s": pipeline_ready,
+    summary.extra.update({"stopped": reason, "ready_after_s": ready_after_s,
                           "torch_imported": "torch" in sys.modules})
-    if transport.kind == "replay" and getattr(transport, "speed", 1.0) is None:
-        # records are fed in batches: a window's latency is its batch's processing time
+    if not transport.capabilities.paced:
+        # chunks are fed in batches: a window's latency is its batch's processing time
         summary.extra["latency_basis"] = "batch"
-    stats = getattr(transport, "recording_stats", None)
-    if stats is not None and getattr(stats, "ignored_tail_bytes", 0):
-        summary.extra["ignored_tail_bytes"] = stats.ignored_tail_bytes
-    sink.summary(summary)
-    if error is not None:
-        raise error
+    summary.extra.update(transport.summary_facts())
     return summary

@@ -1,14 +1,20 @@
 """BLE transport: ``ble://NAME-or-ADDRESS``, the device's notifications joined into one byte stream.
 
 Through bleak (any of its platform backends, or a custom one passed as ``client_backend`` /
-``scanner_backend``, e.g. :mod:`c3t_edge.transports.bumble_backend`):
+``scanner_backend``; the tests use a bleak backend on the bumble host stack):
 
 1. scan for the device by advertised name, or by address (``AA:BB:CC:DD:EE:FF``; a UUID on macOS);
 2. connect, let the platform negotiate the largest ATT MTU the link allows (BlueZ: acquired
    explicitly), and look up the notify characteristic (Nordic UART Service TX by default);
 3. subscribe; every notification becomes one :class:`~c3t_edge.transports.base.Chunk`, in order;
-4. on an unsolicited disconnect: report it, then rescan, reconnect and re-subscribe with
-   exponential back-off; the first chunk afterwards carries the :class:`~c3t_edge.transports.base.Gap`.
+4. on an unsolicited disconnect: report it, then rescan, reconnect and re-subscribe with the base
+   class's back-off; the first chunk afterwards carries the :class:`~c3t_edge.transports.base.Gap`.
+
+Errors keep their cause: :class:`BleScanError` (the scan itself failed: no Bluetooth stack, adapter
+off), :class:`BleDeviceNotFoundError` (the scan ran, the device did not answer),
+:class:`BleConnectError` (found, but connecting or subscribing failed) and
+:class:`BleCharacteristicMissingError` (connected, the configured characteristic is absent); all
+are :class:`~c3t_edge.errors.TransportError`, one line, with the underlying error as ``__cause__``.
 
 Host commands are written to the write characteristic (NUS RX by default) in pieces that fit
 the negotiated MTU. The PORT string may override the UUIDs:
@@ -19,14 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from c3t_edge.clock import host_time
 from c3t_edge.errors import TransportError
-from c3t_edge.transports.base import EventCallback, Gap, ReconnectPolicy, Transport, host_time
-from c3t_edge.transports.serial import one_line
+from c3t_edge.transports.base import Capabilities, EventCallback, PortSettings, ReconnectPolicy, Transport, one_line
 
 NUS_SERVICE_UUID = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
 #: Device -> host (notify).
@@ -37,6 +43,26 @@ NUS_RX_UUID = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 #: A Bluetooth address (AA:BB:CC:DD:EE:FF or with dashes), or the UUID macOS uses instead.
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
 _APPLE_UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+
+
+class BleError(TransportError):
+    """A BLE port that cannot be used; the subclasses say which step failed."""
+
+
+class BleScanError(BleError):
+    """Scanning for devices failed (no Bluetooth stack, adapter missing or off, permission denied)."""
+
+
+class BleDeviceNotFoundError(BleError):
+    """The scan ran but no device with the wanted name or address answered in time."""
+
+
+class BleConnectError(BleError):
+    """The device was found but connecting to it, or subscribing to its notifications, failed."""
+
+
+class BleCharacteristicMissingError(BleError):
+    """Connected, but the device has no characteristic with the configured UUID."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +108,11 @@ def parse_ble_port(port: str, options: BleOptions | None = None) -> tuple[str, B
 class BleTransport(Transport):
     """Notifications of one characteristic of one BLE peripheral, as a byte stream."""
 
-    kind = "ble"
-
     def __init__(self, port: str, *, options: BleOptions | None = None, on_event: EventCallback | None = None,
                  reconnect: ReconnectPolicy | None = None) -> None:
         super().__init__(port, on_event=on_event, reconnect=reconnect)
         self.target, self.options = parse_ble_port(port, options)
-        self.can_write = self.options.write_uuid is not None
+        self.capabilities = Capabilities(can_write=self.options.write_uuid is not None, paced=True)
         #: Negotiated ATT MTU of the current connection (bytes), 0 while disconnected.
         self.mtu = 0
         #: Largest notification payload seen (bytes): at most ``mtu - 3``.
@@ -100,6 +124,10 @@ class BleTransport(Transport):
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
 
+    @classmethod
+    def from_port(cls, port: str, settings: PortSettings) -> BleTransport:
+        return cls(port, options=settings.ble, on_event=settings.on_event, reconnect=settings.reconnect)
+
     async def open(self) -> None:
         if self._supervisor is not None:
             return
@@ -109,8 +137,10 @@ class BleTransport(Transport):
             await self._connect()
         except TransportError:
             raise
-        except Exception as exc:  # noqa: BLE001 - platform stacks raise assorted types; keep one line
-            raise TransportError(f"{self.port}: cannot open: {one_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - platform stacks raise assorted types; keep one line and the cause
+            raise BleError(f"{self.port}: cannot open: {one_line(exc)}") from exc
+        self.stats.connected = True
+        self._resume()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"c3t-ble {self.port}")
 
     async def close(self) -> None:
@@ -145,10 +175,19 @@ class BleTransport(Transport):
             for i in range(0, len(data), size):
                 await client.write_gatt_char(char, bytes(data[i:i + size]), response=with_response)
         except (BleakError, OSError, asyncio.TimeoutError) as exc:
-            raise TransportError(f"{self.port}: write failed: {one_line(exc)}") from None
+            raise TransportError(f"{self.port}: write failed: {one_line(exc)}") from exc
         self.stats.bytes_out += len(data)
 
     # -- connection ------------------------------------------------------------------------
+
+    def _matcher(self) -> Callable[[Any, Any], bool]:
+        """Whether a scanned (device, advertisement) is the wanted one: by address, else by name."""
+        if _MAC.match(self.target) or _APPLE_UUID.match(self.target):
+            wanted = self.target.lower()
+            if _MAC.match(wanted):
+                wanted = wanted.replace("-", ":")
+            return lambda d, ad: d.address.lower() == wanted
+        return lambda d, ad: ad.local_name == self.target or d.name == self.target
 
     async def _find(self) -> Any:
         from bleak import BleakScanner
@@ -157,29 +196,19 @@ class BleTransport(Transport):
         kwargs = dict(opts.bleak_kwargs)
         if opts.scanner_backend is not None:
             kwargs["backend"] = opts.scanner_backend
-        if _MAC.match(self.target) or _APPLE_UUID.match(self.target):
-            wanted = self.target.lower()
-            if _MAC.match(wanted):
-                wanted = wanted.replace("-", ":")
-
-            def match(d: Any, ad: Any) -> bool:
-                return d.address.lower() == wanted
-        else:
-            def match(d: Any, ad: Any) -> bool:
-                return ad.local_name == self.target or d.name == self.target
-
         try:
-            device = await BleakScanner.find_device_by_filter(match, timeout=opts.scan_timeout_s, **kwargs)
+            device = await BleakScanner.find_device_by_filter(self._matcher(), timeout=opts.scan_timeout_s,
+                                                              **kwargs)
         except Exception as exc:  # noqa: BLE001 - bleak and D-Bus raise many types when there is no stack
-            raise TransportError(f"{self.port}: cannot scan for BLE devices ({one_line(exc)}); "
-                                 "is Bluetooth available and switched on?") from None
+            raise BleScanError(f"{self.port}: BLE scan failed: {one_line(exc)}") from exc
         if device is None:
-            raise TransportError(f"{self.port}: no BLE device {self.target!r} found in "
-                                 f"{opts.scan_timeout_s:g} s (is it advertising and in range?)")
+            raise BleDeviceNotFoundError(f"{self.port}: no BLE device {self.target!r} found in "
+                                         f"{opts.scan_timeout_s:g} s of scanning")
         return device
 
-    async def _connect(self, gap_start: float | None = None, reason: str = "", attempts: int = 0) -> None:
-        """Scan, connect, subscribe. Raises TransportError (or a bleak error) on any failure."""
+    async def _connect(self) -> None:
+        """Scan, connect, subscribe; notifications are held until :meth:`_resume`. Raises a
+        :class:`BleError` (or a bleak error) on any failure."""
         from bleak import BleakClient
         from bleak.exc import BleakError
 
@@ -194,20 +223,9 @@ class BleTransport(Transport):
         try:
             await client.connect()
         except (BleakError, OSError, asyncio.TimeoutError) as exc:
-            raise TransportError(f"{self.port}: cannot connect to {self.target!r}: {one_line(exc)}") from None
+            raise BleConnectError(f"{self.port}: cannot connect to {self.target!r}: {one_line(exc)}") from exc
         try:
-            await _acquire_bluez_mtu(client)
-            notify = _characteristic(client, opts.service_uuid, opts.notify_uuid)
-            if notify is None:
-                raise TransportError(f"{self.port}: {self.target!r} has no characteristic {opts.notify_uuid} "
-                                     f"(service {opts.service_uuid}); set notify=UUID in the port")
-            write = None
-            if opts.write_uuid is not None:
-                write = _characteristic(client, opts.service_uuid, opts.write_uuid)
-            self._client, self._write_char, self._lost = client, write, lost
-            self.mtu = client.mtu_size
-            self._hold = []  # notifications that race ahead of the reconnection report wait here
-            await client.start_notify(notify, self._on_notification)
+            await self._subscribe(client, lost)
         except BaseException as exc:
             self._hold = None
             self._client = self._write_char = None
@@ -216,15 +234,35 @@ class BleTransport(Transport):
             except Exception:  # noqa: BLE001 - already failing; report the first error
                 pass
             if isinstance(exc, (BleakError, OSError, asyncio.TimeoutError)):
-                raise TransportError(f"{self.port}: cannot subscribe on {self.target!r}: "
-                                     f"{one_line(exc)}") from None
+                raise BleConnectError(f"{self.port}: cannot subscribe on {self.target!r}: "
+                                      f"{one_line(exc)}") from exc
             raise
-        held, self._hold = self._hold, None
-        self.stats.connected = True
-        if gap_start is not None:
-            self._link_back(Gap(gap_start, host_time(), reason, attempts))
+
+    async def _subscribe(self, client: Any, lost: asyncio.Event) -> None:
+        opts = self.options
+        await _acquire_bluez_mtu(client)
+        notify = _characteristic(client, opts.service_uuid, opts.notify_uuid)
+        if notify is None:
+            raise BleCharacteristicMissingError(
+                f"{self.port}: {self.target!r} has no characteristic {opts.notify_uuid} "
+                f"(service {opts.service_uuid}); set notify=UUID in the port")
+        write = None
+        if opts.write_uuid is not None:
+            write = _characteristic(client, opts.service_uuid, opts.write_uuid)
+        self._client, self._write_char, self._lost = client, write, lost
+        self.mtu = client.mtu_size
+        self._hold = []  # notifications that race ahead of the reconnection report wait here
+        await client.start_notify(notify, self._on_notification)
+
+    def _resume(self) -> None:
+        """Deliver the notifications held while (re)connecting, after the gap was reported."""
+        held, self._hold = self._hold or [], None
         for data, t in held:
             self._deliver(data, t)
+
+    async def _reopen(self) -> None:
+        await self._drop_client()
+        await self._connect()
 
     def _on_notification(self, _char: Any, data: bytearray) -> None:
         now = host_time()
@@ -250,37 +288,18 @@ class BleTransport(Transport):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a dead supervisor must end the stream, not stall it
-            self._end(TransportError(f"{self.port}: BLE supervision failed: {one_line(exc)}"))
+            error = BleError(f"{self.port}: BLE supervision failed: {one_line(exc)}")
+            error.__cause__ = exc
+            self._end(error)
 
     async def _supervise_link(self) -> None:
-        """Wait for an unsolicited disconnect, then reconnect with back-off; forever or until give-up."""
-        policy = self.reconnect
+        """Wait for an unsolicited disconnect, then reconnect (the base class's back-off); until give-up."""
         while not self._closing:
             assert self._lost is not None
             await self._lost.wait()
-            start = host_time()
-            reason = "BLE link lost (peripheral disconnected or out of range)"
-            self.stats.connected = False
-            self._link_lost(start, reason)
-            await self._drop_client()
-            if not policy.enabled:
-                self._give_up(Gap(start, host_time(), reason, 0))
+            lost_at = host_time()
+            if not await self._recover("BLE link lost (peripheral disconnected or out of range)", lost_at):
                 return
-            attempts = 0
-            for delay in policy.delays():
-                limit = policy.give_up_after_s
-                if limit is not None and host_time() + delay - start > limit:
-                    self._give_up(Gap(start, host_time(), reason, attempts))
-                    return
-                await asyncio.sleep(delay)
-                attempts += 1
-                try:
-                    await self._connect(start, reason, attempts)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - any failed attempt is retried after the next delay
-                    continue
 
 
 def _characteristic(client: Any, service_uuid: str, char_uuid: str) -> Any:

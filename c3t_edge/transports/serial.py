@@ -3,30 +3,22 @@
 
 The thread blocks in pyserial's ``read`` (a ``select`` with a timeout, never a busy loop) and hands
 each chunk to the event loop. When the port fails (device unplugged, socket closed) the thread
-closes it and reopens the same PORT with exponential back-off; the outage is reported as a
-:class:`~c3t_edge.transports.base.Gap` (see :mod:`c3t_edge.transports.base`).
+closes it and ends; the base class's back-off loop reopens the same PORT and a new reader thread
+starts. The outage is reported as a :class:`~c3t_edge.transports.base.Gap`
+(see :mod:`c3t_edge.transports.base`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from typing import Any
 
+from c3t_edge.clock import host_time
 from c3t_edge.errors import TransportError
-from c3t_edge.transports.base import EventCallback, Gap, ReconnectPolicy, Transport, host_time
+from c3t_edge.transports.base import Capabilities, EventCallback, PortSettings, ReconnectPolicy, Transport, one_line
 
 DEFAULT_BAUDRATE = 115200
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line (pyserial messages can span lines, nest or be empty)."""
-    text = " ".join(str(exc).split())
-    nested = re.findall(r"\[Errno -?\d+\] ([^\[]+)", text)  # "[Errno 2] could not open port X: [Errno 2] ..."
-    if len(nested) > 1:
-        text = nested[-1].strip()
-    return text or type(exc).__name__
 
 
 class SerialTransport(Transport):
@@ -37,8 +29,7 @@ class SerialTransport(Transport):
     ``serial.serial_for_url`` unchanged (``parity``, ``rtscts``, ...).
     """
 
-    kind = "serial"
-    can_write = True
+    capabilities = Capabilities(can_write=True, paced=True)
 
     def __init__(self, port: str, *, baudrate: int = DEFAULT_BAUDRATE, on_event: EventCallback | None = None,
                  reconnect: ReconnectPolicy | None = None, read_timeout_s: float = 0.2,
@@ -49,9 +40,16 @@ class SerialTransport(Transport):
         self.serial_options = dict(serial_options or {})
         self._ser: Any = None
         self._thread: threading.Thread | None = None
+        self._recovery: asyncio.Future[bool] | None = None
         self._stop = threading.Event()
         self._write_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._opened = False
+
+    @classmethod
+    def from_port(cls, port: str, settings: PortSettings) -> SerialTransport:
+        return cls(port, baudrate=settings.baudrate, on_event=settings.on_event, reconnect=settings.reconnect,
+                   serial_options=dict(settings.serial_options or {}))
 
     def _open_port(self) -> Any:
         import serial  # pyserial: imported here so that `c3t-edge --help` stays light
@@ -64,24 +62,29 @@ class SerialTransport(Transport):
         return serial.serial_for_url(self.port, **options)
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._opened:
             return
         self._loop = asyncio.get_running_loop()
         self._start_queue()
         try:
             self._ser = await self._loop.run_in_executor(None, self._open_port)
         except (OSError, ValueError) as exc:  # SerialException is an OSError (IOError)
-            raise TransportError(f"cannot open serial port {self.port}: {one_line(exc)}") from None
+            raise TransportError(f"cannot open serial port {self.port}: {one_line(exc)}") from exc
+        self._opened = True
         self.stats.connected = True
         self._stop.clear()
-        self._thread = threading.Thread(target=self._reader, name=f"c3t-serial {self.port}", daemon=True)
-        self._thread.start()
+        self._resume()
 
     async def close(self) -> None:
-        if self._thread is None:
+        if not self._opened:
             self._end(None)
             return
+        self._opened = False
         self._stop.set()
+        recovery, self._recovery = self._recovery, None
+        if recovery is not None:
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
         ser = self._ser
         if ser is not None and hasattr(ser, "cancel_read"):
             try:
@@ -89,7 +92,8 @@ class SerialTransport(Transport):
             except Exception:  # noqa: BLE001 - a port already gone cannot be cancelled; the timeout ends the read
                 pass
         thread, self._thread = self._thread, None
-        await asyncio.get_running_loop().run_in_executor(None, thread.join, 5 * self.read_timeout_s + 1)
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 5 * self.read_timeout_s + 1)
         self._close_port()
         self.stats.connected = False
         self._end(None)
@@ -104,8 +108,24 @@ class SerialTransport(Transport):
             try:
                 await loop.run_in_executor(None, _write_all, ser, bytes(data))
             except (OSError, ValueError) as exc:
-                raise TransportError(f"{self.port}: write failed: {one_line(exc)}") from None
+                raise TransportError(f"{self.port}: write failed: {one_line(exc)}") from exc
             self.stats.bytes_out += len(data)
+
+    # -- reconnection (the back-off itself is the base class's) --------------------------------
+
+    async def _reopen(self) -> None:
+        assert self._loop is not None
+        self._ser = await self._loop.run_in_executor(None, self._open_port)
+
+    def _resume(self) -> None:
+        self._thread = threading.Thread(target=self._reader, name=f"c3t-serial {self.port}", daemon=True)
+        self._thread.start()
+
+    def _port_failed(self, reason: str, lost_at_s: float) -> None:
+        """On the loop: the reader thread lost the port; reconnect unless closing."""
+        if self._stop.is_set():
+            return
+        self._recovery = asyncio.ensure_future(self._recover(reason, lost_at_s))
 
     # -- reader thread ---------------------------------------------------------------------
 
@@ -123,42 +143,14 @@ class SerialTransport(Transport):
             except (OSError, ValueError, TypeError, AttributeError) as exc:
                 # OSError covers SerialException; ValueError/TypeError/AttributeError are what
                 # pyserial raises when the port object is closed under a blocked read.
-                if self._stop.is_set():
-                    break
-                if not self._reopen(one_line(exc)):
-                    break
-                continue
+                if not self._stop.is_set():
+                    lost_at = host_time()
+                    self._close_port()
+                    loop.call_soon_threadsafe(self._port_failed, one_line(exc), lost_at)
+                return
             if data:
                 now = host_time()
                 loop.call_soon_threadsafe(self._deliver, data, now)
-
-    def _reopen(self, reason: str) -> bool:
-        """Close the failed port and reopen it with back-off; False when giving up or closing."""
-        loop = self._loop
-        assert loop is not None
-        start = host_time()
-        self._close_port()
-        loop.call_soon_threadsafe(self._link_lost, start, reason)
-        policy = self.reconnect
-        if not policy.enabled:
-            loop.call_soon_threadsafe(self._give_up, Gap(start, host_time(), reason, 0))
-            return False
-        attempts = 0
-        for delay in policy.delays():
-            if policy.give_up_after_s is not None and host_time() + delay - start > policy.give_up_after_s:
-                loop.call_soon_threadsafe(self._give_up, Gap(start, host_time(), reason, attempts))
-                return False
-            if self._stop.wait(delay):
-                return False
-            attempts += 1
-            try:
-                ser = self._open_port()
-            except (OSError, ValueError):
-                continue
-            self._ser = ser
-            loop.call_soon_threadsafe(self._link_back, Gap(start, host_time(), reason, attempts))
-            return True
-        return False  # unreachable: delays() is endless
 
     def _close_port(self) -> None:
         ser, self._ser = self._ser, None
