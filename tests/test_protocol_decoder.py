@@ -27,6 +27,17 @@ def cobs_path(request, monkeypatch) -> str:
     return request.param
 
 
+@pytest.fixture(autouse=True, params=["runs", "frame by frame"])
+def judging(request, monkeypatch) -> str:
+    """Run every test with runs of in-order sample frames taken together, and with every frame
+    judged on its own (the same items and counters must come out)."""
+    import c3t_edge.protocol.sequencing as sequencing_module
+
+    if request.param == "frame by frame":
+        monkeypatch.setattr(sequencing_module, "_RUNS_MIN_FRAMES", 10**9)
+    return request.param
+
+
 INFO = default_imu_info(50.0, 16.0, 2000.0, samples_per_frame=10, boot_id=7)
 RNG = np.random.default_rng(3)
 
@@ -168,6 +179,34 @@ def test_sequence_and_time_wrap() -> None:
     got, t = samples_of(items)
     np.testing.assert_array_equal(got, raw)
     np.testing.assert_allclose(np.diff(t), 0.02, atol=1e-9)
+
+
+def test_sequence_wrap_with_frames_lost_across_it() -> None:
+    stream, raw = make_stream(10, seq0=0xFFFFFFFB)  # IMU frames seq 0xFFFFFFFC .. 0xFFFFFFFF, 0 .. 5
+    frames = [f + b"\x00" for f in stream.split(b"\x00")[:-1]]
+    dec = FrameDecoder()
+    items = dec.feed(b"".join(frames[:4] + frames[6:]))  # 0xFFFFFFFF and 0 are lost
+    assert dec.stats.seq_wraps == 1 and dec.stats.lost == 2 and dec.stats.resets == 0
+    batches = [i for i in items if isinstance(i, SampleBatch)]
+    assert [(b.seq, b.n_frames, b.lost_before) for b in batches] == [(0xFFFFFFFC, 3, 0), (1, 5, 2)]
+    np.testing.assert_array_equal(samples_of(items)[0], np.concatenate([raw[:30], raw[50:]]))
+
+
+def test_time_jump_of_more_than_half_the_clock_is_a_straggler() -> None:
+    """A frame stamped more than 2**31 us after the last one is taken as a straggler from before a
+    wrap (its time goes one wrap back), inside a run of in-order frames too."""
+    info_frame = wire(encode_info_frame(0, 0, INFO))
+    raw = RNG.integers(-32768, 32768, size=(80, 6)).astype(np.int16)
+    times = [k * 200_000 for k in range(4)] + [0x90000000 + k * 200_000 for k in range(4)]
+    stream = info_frame + b"".join(
+        wire(encode_imu_frame(k + 1, t, raw[10 * k : 10 * k + 10])) for k, t in enumerate(times)
+    )
+    dec = FrameDecoder()
+    got, t = samples_of(dec.feed(stream))
+    np.testing.assert_array_equal(got, raw)
+    expected_t0 = np.array(times[:4] + [t - 2**32 for t in times[4:]]) / 1e6
+    np.testing.assert_allclose(t[::10], expected_t0)
+    assert dec.stats.time_wraps == 0 and dec.stats.lost == 0
 
 
 def test_events_unsupported_and_malformed_frames() -> None:
