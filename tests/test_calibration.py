@@ -121,10 +121,13 @@ def test_simulator_faults_transform_samples_in_order(sim, tmp_path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ recovery
-def _timed_recording(stream: bytes, path, drift_ppm: float, seed: int = 0):
+def _timed_recording(stream: bytes, path, drift_ppm: float, seed: int = 0, speed: float = 1.0,
+                     busy_s: tuple[float, float] | None = None):
     """One record per frame, received at device time / (1 + drift) plus a random link latency
     (0.3-3 ms; a tenth of the frames 5-30 ms late), as a real-time link with a drifting device
-    clock would deliver them (synthetic host time: the session is ~40 s long)."""
+    clock would deliver them (synthetic host time: the session is ~40 s long). ``speed`` > 1: the
+    frames arrive that many times faster than real time (a replay, not a live link). ``busy_s``:
+    (from, to) device seconds in which the host was busy and every frame arrived 20-40 ms late."""
     rng = np.random.default_rng(seed)
     dec = FrameDecoder()
     start = 1.7e9
@@ -135,7 +138,9 @@ def _timed_recording(stream: bytes, path, drift_ppm: float, seed: int = 0):
                 if isinstance(item, SampleBatch):
                     t_dev = float(item.t[-1])
             late = rng.uniform(3e-4, 3e-3) + (rng.uniform(5e-3, 3e-2) if rng.random() < 0.1 else 0.0)
-            w.write_chunk(frame + b"\x00", start + t_dev / (1 + drift_ppm * 1e-6) + late)
+            if busy_s is not None and busy_s[0] <= t_dev < busy_s[1]:
+                late += rng.uniform(2e-2, 4e-2)
+            w.write_chunk(frame + b"\x00", start + t_dev / (1 + drift_ppm * 1e-6) / speed + late)
     return path
 
 
@@ -171,15 +176,27 @@ def test_calibrate_recording_recovers_injected_faults(sim, noise, tmp_path, caps
     assert "no still pose with gravity along the device's" in err and "\n" not in err
 
 
-def test_fast_recording_reports_no_drift(sim, noise, tmp_path) -> None:
-    """A session not received in real time (everything at once) gives no clock figure, not a wrong one."""
+def test_clock_drift_from_timed_frames_and_none_when_not_real_time(sim, noise, tmp_path) -> None:
+    """A calibration session, one timed record per frame (186 frames of 10 samples): received in real
+    time, with a stretch in which the host was busy, the device clock's drift is recovered, slow or
+    fast; the same frames received 12x faster than real time, or all at one instant, give no clock
+    figure, not a wrong one."""
     session = calibration_session(noise, seed=4)
     stream = run_sim(sim, "--csv", str(write_csv(tmp_path / "s.csv", session.samples)), *fault_args())
-    col = SessionCollector()
-    col.feed(stream, 1.7e9)
-    col.finish(1.7e9)
-    drift, why = estimate_clock_drift(col.session().clock)
-    assert drift is None and "real time" in why["reason"] or "too few" in why["reason"]
+    for ppm in (-800.0, 0.0, DRIFT_PPM):
+        clock = read_recording(_timed_recording(stream, tmp_path / f"{ppm}.c3trec", ppm, seed=7,
+                                                busy_s=(29.0, 33.0))).clock
+        assert len(clock) > 150  # far above the "too few timed frames" floor: the fit itself runs
+        drift, details = estimate_clock_drift(clock)
+        assert drift is not None, details
+        assert abs(drift - ppm) < 20, details
+        assert details["bins"] - 8 <= details["bins_used"] <= details["bins"] - 3, details  # busy ones out
+    for speed in (12.0, 1e9):  # 1e9: every frame at (almost) the same instant
+        clock = read_recording(_timed_recording(stream, tmp_path / f"fast{speed}.c3trec", DRIFT_PPM,
+                                                speed=speed)).clock
+        assert len(clock) > 150
+        drift, why = estimate_clock_drift(clock)
+        assert drift is None and "not recorded in real time" in why["reason"], why
 
 
 def test_clock_drift_from_a_realtime_simulator(sim, tmp_path) -> None:
