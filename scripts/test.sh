@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[train,dev]'
+.venv/bin/ruff check c3t_edge/  # lint, and no function above McCabe complexity 15 (pyproject.toml)
 .venv/bin/python -m pytest "$@"
