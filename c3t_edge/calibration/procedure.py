@@ -4,16 +4,18 @@ The steps are printed on stderr; each one advances by itself when the samples sh
 (a new face held still; a motion, then still, for putting the device on and for each turn).
 Progress is recomputed from all samples received so far with the estimator's own segmentation, so
 it does not depend on how the bytes were chunked (a slow start that delivers seconds at once is
-fine). Everything received is kept (and optionally recorded), and the profile is estimated from the
-whole session by :func:`c3t_edge.calibration.estimate.estimate_profile`, so a live session and its
-recording give the same profile.
+fine). Everything received is kept (and optionally recorded, link events included), and the
+profile is estimated from the whole session by
+:func:`c3t_edge.calibration.estimate.estimate_profile`, so a live session and its recording give
+the same profile. The port is driven by the one live-session driver (:mod:`c3t_edge.live`): the
+device is greeted on start and again after every reconnection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +29,7 @@ from c3t_edge.calibration.estimate import (
     find_still_segments,
 )
 from c3t_edge.errors import CalibrationError
+from c3t_edge.live import ENDED, LiveSession
 
 #: A hold counts once its still stretch (trimmed) is this long; users are asked for 2 s.
 HOLD_S = 1.2
@@ -83,41 +86,53 @@ def progress(x: np.ndarray, rate_hz: float, cfg: StillnessConfig) -> Progress:
     return Progress(tuple(faces), worn, turns, (len(x) - done_at) / rate_hz)
 
 
-async def guided_session(transport, *, step_timeout_s: float = 90.0, writer=None,
-                         say: Callable[[str], None] | None = None,
-                         cfg: StillnessConfig | None = None, decoder=None) -> SessionData:
-    """Run the steps on an open transport; returns everything received."""
-    from c3t_edge.protocol import CommandCode, command_bytes
+class GuidedSteps:
+    """The guided procedure as the consumer of a :class:`~c3t_edge.live.LiveSession`: every chunk
+    goes into the collector; the steps are announced as the samples show them done; the session is
+    stopped with reason ``"done"`` after the last hold, or ``"timeout"`` when a step takes longer
+    than ``step_timeout_s`` seconds."""
 
-    cfg = cfg or StillnessConfig()
-    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
-    col = SessionCollector(decoder)
-    if transport.can_write:
-        for code in (CommandCode.SEND_INFO, CommandCode.START):
-            try:
-                await transport.write(command_bytes(code))
-            except Exception:  # noqa: BLE001 - a device that cannot take commands still streams
-                pass
-    say(STEPS_TEXT)
-    say("calibrate: step 1, six faces: waiting for the first face (held still 2 s)")
-    shown = Progress((), False, 0, 0.0)
-    step_start = time.monotonic()
-    while True:
-        left = step_timeout_s - (time.monotonic() - step_start)
-        try:
-            chunk = await asyncio.wait_for(transport.read(), timeout=max(left, 0.01))
-        except asyncio.TimeoutError:
-            raise CalibrationError(f"calibration {shown.step} step not done within {step_timeout_s:g} s"
-                                   + ("" if col.n_samples else ": no samples arrived from the device")) from None
-        if chunk is None:
-            if shown.step == "last hold":
-                break  # ended during the last hold: what arrived is enough
-            raise CalibrationError(f"the device stream ended during the calibration ({shown.step} step not done)")
-        if writer is not None:
-            writer.write_chunk(chunk.data, chunk.host_time_s)
-        if not col.feed(chunk.data, chunk.host_time_s):
-            continue
-        now = progress(col.samples_since(0), col.session().rate_hz, cfg)
+    def __init__(self, session: LiveSession, collector: SessionCollector, cfg: StillnessConfig,
+                 say: Callable[[str], None], step_timeout_s: float) -> None:
+        self.session = session
+        self.collector = collector
+        self.cfg = cfg
+        self.say = say
+        self.step_timeout_s = step_timeout_s
+        self.shown = Progress((), False, 0, 0.0)
+        self.done = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self.say(STEPS_TEXT)
+        self.say("calibrate: step 1, six faces: waiting for the first face (held still 2 s)")
+        self._arm()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _arm(self) -> None:
+        self.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self.step_timeout_s, self.session.stop, "timeout")
+
+    def __call__(self, chunk) -> None:  # chunk: c3t_edge.transports.Chunk
+        # every chunk counts (also those drained after the end): the profile of a live session
+        # and of its recording are then the same
+        if not self.collector.feed(chunk.data, chunk.host_time_s) or self.done:
+            return
+        now = progress(self.collector.samples_since(0), self.collector.session().rate_hz, self.cfg)
+        self._announce(self.shown, now)
+        if (now.faces, now.worn, now.turns) != (self.shown.faces, self.shown.worn, self.shown.turns):
+            self._arm()
+        self.shown = now
+        if now.step == "last hold" and now.tail_s >= LAST_HOLD_S:
+            self.done = True
+            self.cancel()
+            self.session.stop("done")
+
+    def _announce(self, shown: Progress, now: Progress) -> None:
+        say = self.say
         for f in now.faces[len(shown.faces):]:
             left_faces = [FACE_NAMES[g] for g in range(6) if g not in now.faces[:now.faces.index(f) + 1]]
             n = now.faces.index(f) + 1
@@ -130,17 +145,50 @@ async def guided_session(transport, *, step_timeout_s: float = 90.0, writer=None
             say(f"calibrate: turn about +{'xyz'[t]}: got it"
                 + (f"; now turn about the model's +{'xyz'[t + 1]} axis by about 90 deg, then hold still"
                    if t < 2 else "; hold still one second more"))
-        if (now.faces, now.worn, now.turns) != (shown.faces, shown.worn, shown.turns):
-            step_start = time.monotonic()
-        shown = now
-        if now.step == "last hold" and now.tail_s >= LAST_HOLD_S:
-            break
-    say("calibrate: done. Estimating the profile...")
-    if transport.can_write:
-        try:
-            await transport.write(command_bytes(CommandCode.STOP))
-        except Exception:  # noqa: BLE001
-            pass
+
+    def outcome(self, reason: str) -> None:
+        """Raise the CalibrationError that ``reason`` (why the session stopped) means, if any."""
+        shown = self.shown
+        if self.done or (reason == ENDED and shown.step == "last hold"):
+            return  # ended during the last hold: what arrived is enough
+        if reason == ENDED:
+            raise CalibrationError(f"the device stream ended during the calibration ({shown.step} step not done)")
+        if reason == "timeout":
+            raise CalibrationError(f"calibration {shown.step} step not done within {self.step_timeout_s:g} s"
+                                   + ("" if self.collector.n_samples else ": no samples arrived from the device"))
+        raise CalibrationError("calibration interrupted")
+
+
+async def guided_session(transport, *, step_timeout_s: float = 90.0, save_recording: str | None = None,
+                         say: Callable[[str], None] | None = None, cfg: StillnessConfig | None = None,
+                         decoder=None, stop: asyncio.Event | None = None,
+                         handle_signals: bool = False) -> SessionData:
+    """Run the steps on ``transport`` (opened and closed here) through the one live-session driver
+    (hello, and again after every reconnection); returns everything received.
+
+    ``save_recording``: also write every chunk and link event to that recording. ``stop`` (an
+    event) or, with ``handle_signals``, Ctrl-C/SIGTERM end it as "calibration interrupted".
+    """
+    from c3t_edge.protocol import CommandCode
+
+    cfg = cfg or StillnessConfig()
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    col = SessionCollector(decoder)
+    async with LiveSession(transport, stop=stop, handle_signals=handle_signals) as session:
+        with contextlib.ExitStack() as files:
+            if save_recording is not None:
+                from c3t_edge.recording import RecordingWriter
+
+                session.record_to(files.enter_context(RecordingWriter(save_recording, port=transport.port)))
+            steps = GuidedSteps(session, col, cfg, say, step_timeout_s)
+            steps.start()
+            try:
+                reason = await session.run(steps)
+            finally:
+                steps.cancel()
+            steps.outcome(reason)
+            say("calibrate: done. Estimating the profile...")
+            await session.send(CommandCode.STOP)
     return col.session(port=transport.port)
 
 
@@ -148,22 +196,14 @@ def run_guided(port: str, *, baudrate: int = 115200, step_timeout_s: float = 90.
                save_recording: str | None = None, speed: float | None = 1.0,
                text_rate_hz: float | None = None) -> SessionData:
     """Open ``port``, run the guided steps, return the session (``speed``: replay:// pacing;
-    ``text_rate_hz``: a text-mode device at that rate)."""
+    ``text_rate_hz``: a text-mode device at that rate). Ctrl-C ends it with a CalibrationError."""
     from c3t_edge.calibration.estimate import session_decoder
     from c3t_edge.transports import open_transport
 
-    decoder = session_decoder(text_rate_hz)
-
     async def go() -> SessionData:
-        transport = open_transport(port, baudrate=baudrate, speed=speed)
-        async with transport:
-            if save_recording is None:
-                return await guided_session(transport, step_timeout_s=step_timeout_s, decoder=decoder)
-            from c3t_edge.recording import RecordingWriter
-
-            with RecordingWriter(save_recording, port=port) as writer:
-                return await guided_session(transport, step_timeout_s=step_timeout_s, writer=writer,
-                                            decoder=decoder)
+        return await guided_session(open_transport(port, baudrate=baudrate, speed=speed),
+                                    step_timeout_s=step_timeout_s, save_recording=save_recording,
+                                    decoder=session_decoder(text_rate_hz), handle_signals=True)
 
     try:
         return asyncio.run(go())
