@@ -234,6 +234,18 @@ def test_events_unsupported_and_malformed_frames() -> None:
     assert dec.stats.lost == 0  # the malformed frame's sequence number still counted as received
 
 
+def test_wrong_channel_count_inside_a_run_is_malformed() -> None:
+    """A sample frame declaring 3 channels x 20 samples has the byte length of 6 x 10: amid regular
+    6-channel frames it is still rejected, not read as 6-channel samples."""
+    stream, raw = make_stream(8)
+    frames = [f + b"\x00" for f in stream.split(b"\x00")[:-1]]
+    frames[4] = wire(encode_imu_frame(4, 3 * 10 * 20000, raw[30:40].reshape(20, 3)))  # IMU seq 4
+    dec = FrameDecoder()
+    items = dec.feed(b"".join(frames))
+    assert dec.stats.malformed == 1 and dec.stats.lost == 0 and dec.stats.frames == 9
+    np.testing.assert_array_equal(samples_of(items)[0], np.concatenate([raw[:30], raw[40:]]))
+
+
 def test_finish_decodes_a_last_frame_without_delimiter() -> None:
     stream, raw = make_stream(2)
     dec = FrameDecoder()
