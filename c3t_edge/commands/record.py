@@ -50,7 +50,8 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-async def _record(args: argparse.Namespace) -> int:
+async def _record(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    """Record ``args.port`` to ``args.out`` until the source ends, ``--duration``, a signal or ``stop``."""
     from c3t_edge.live import DURATION, ENDED, LiveSession
     from c3t_edge.recording import RecordingWriter
     from c3t_edge.transports import LinkEvent, open_transport
@@ -77,7 +78,7 @@ async def _record(args: argparse.Namespace) -> int:
     if not args.overwrite and os.path.exists(args.out):
         raise C3TEdgeError(f"{args.out} already exists (use --overwrite to replace it)")
     transport = open_transport(args.port, baudrate=args.baud, on_event=on_event)
-    async with LiveSession(transport, duration_s=args.duration) as session:
+    async with LiveSession(transport, duration_s=args.duration, stop=stop) as session:
         with RecordingWriter(args.out, port=args.port, overwrite=args.overwrite) as writer:
             session.record_to(writer)
             start = time.monotonic()
