@@ -11,11 +11,11 @@ import pytest
 from _runtime import AxisModel, synthetic_session
 
 from c3t_edge.errors import DeviceMismatchError
+from c3t_edge.protocol import ChannelMap
 from c3t_edge.protocol.frames import default_imu_info, encode_imu_frame, encode_info_frame, wire
 from c3t_edge.runtime import (
     ActionEvent,
     ActionSmoother,
-    ChannelMap,
     GapEvent,
     LinearResampler,
     PipelineConfig,
@@ -229,7 +229,7 @@ def test_device_reset_restarts_windows():
 
 
 def test_mismatched_device_is_a_clear_error():
-    from c3t_edge.protocol.frames import ChannelKind, ChannelSpec, ChannelUnit
+    from c3t_edge.protocol import ChannelKind, ChannelSpec, ChannelUnit
     acc_only = default_imu_info()
     acc_only = type(acc_only)(**{**{f: getattr(acc_only, f) for f in acc_only.__slots__},
                                  "channels": tuple(ChannelSpec(ChannelKind.ACC, a, ChannelUnit.G, 16 / 32768, 16)

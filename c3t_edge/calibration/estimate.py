@@ -33,7 +33,7 @@ import numpy as np
 
 from c3t_edge.calibration.profile import AXES, CalibrationProfile, format_axes
 from c3t_edge.errors import CalibrationError
-from c3t_edge.protocol import DeviceInfo, SampleBatch, make_decoder
+from c3t_edge.protocol import ChannelMap, DeviceInfo, SampleBatch, make_decoder
 
 CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")
 UNITS = ("g", "g", "g", "deg/s", "deg/s", "deg/s")
@@ -112,8 +112,6 @@ class SessionCollector:
                     self.resets = item.boot
                     continue  # a reset mid-session: keep the first boot only
                 if self._index is None:
-                    from c3t_edge.runtime.signal import ChannelMap
-
                     self.info = self.info or item.info
                     self._index = ChannelMap.between(item.info, CHANNELS, UNITS)
                 self._x.append(self._index.apply(np.asarray(item.samples, np.float64)))

@@ -13,27 +13,25 @@ Decoding::
     dec.stats.lost, dec.stats.corrupt
 
 :class:`TextDecoder` does the same for the plain-text (Edge Impulse data forwarder) mode, and
-:func:`make_decoder` picks one by mode name.
+:func:`make_decoder` picks one by mode name. :class:`ChannelMap` puts a device's channels into the
+order and units a consumer (a model, a calibration) needs.
+
+Modules, each importing only those above it: ``codes`` (every code number a frame carries),
+``cobs`` and ``crc``, ``messages`` (what decoders produce), ``channels``, ``frames`` (layout,
+encoders, single-frame parsers), ``sequencing`` (frames in order -> items), ``text`` and
+``decoder``.
 """
 
 from __future__ import annotations
 
+from c3t_edge.protocol.channels import ChannelMap
 from c3t_edge.protocol.cobs import CobsDecodeError, cobs_decode, cobs_encode
+from c3t_edge.protocol.codes import ChannelKind, ChannelUnit, CommandCode, EventCode, FrameType
 from c3t_edge.protocol.crc import crc16
 from c3t_edge.protocol.decoder import FrameDecoder, StreamDecoder, make_decoder
-from c3t_edge.protocol.frames import (
-    MAX_FRAME_SIZE,
-    PROTOCOL_VERSION,
-    CommandCode,
-    EventCode,
-    FrameType,
-    command_bytes,
-    default_imu_info,
-)
+from c3t_edge.protocol.frames import MAX_FRAME_SIZE, PROTOCOL_VERSION, command_bytes, default_imu_info
 from c3t_edge.protocol.messages import (
-    ChannelKind,
     ChannelSpec,
-    ChannelUnit,
     DecodedItem,
     DecoderStats,
     DeviceEvent,
@@ -46,6 +44,7 @@ __all__ = [
     "MAX_FRAME_SIZE",
     "PROTOCOL_VERSION",
     "ChannelKind",
+    "ChannelMap",
     "ChannelSpec",
     "ChannelUnit",
     "CobsDecodeError",

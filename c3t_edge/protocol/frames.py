@@ -7,7 +7,7 @@ Normative reference: ``firmware_bridge/PROTOCOL.md``. A frame on the wire is
 offset size field
 ====== ==== ===========================================================================
 0      1    protocol version (1)
-1      1    frame type (:class:`FrameType`)
+1      1    frame type (:class:`~c3t_edge.protocol.codes.FrameType`)
 2      4    sequence number, u32, +1 per frame the device sends, wraps to 0
 6      4    device timestamp in microseconds, u32 (wraps every 2**32 us, ~71.6 min)
 10     n    payload (type-dependent)
@@ -20,15 +20,15 @@ build streams; the device side is the C library in ``firmware_bridge/``.
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Sequence
 
 import numpy as np
 
 from c3t_edge.protocol.cobs import cobs_encode
+from c3t_edge.protocol.codes import ChannelKind, ChannelUnit, FrameType
 from c3t_edge.protocol.crc import crc16
-from c3t_edge.protocol.messages import ChannelKind, ChannelSpec, ChannelUnit, DeviceEvent, DeviceInfo
+from c3t_edge.protocol.messages import ChannelSpec, DeviceEvent, DeviceInfo
 
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 10
@@ -56,37 +56,6 @@ _HEADER = struct.Struct("<BBII")
 _INFO_FIXED = struct.Struct("<BBBBBBBBfI8s")
 _CHANNEL = struct.Struct("<BBBxff")
 _EVENT = struct.Struct("<BH")
-
-
-class FrameType(enum.IntEnum):
-    """Frame types (byte 1 of the header)."""
-
-    DEVICE_INFO = 0x01
-    IMU_SAMPLES = 0x02
-    EVENT = 0x03
-    COMMAND = 0x10  #: host -> device
-
-
-class CommandCode(enum.IntEnum):
-    """First payload byte of a COMMAND frame."""
-
-    START = 0x01
-    STOP = 0x02
-    SEND_INFO = 0x03
-    HELLO = 0x04  #: argument: highest protocol version the host speaks (u8)
-
-
-class EventCode(enum.IntEnum):
-    """First payload byte of an EVENT frame: code u8, detail u16, message (UTF-8, rest)."""
-
-    BOOT = 0x01
-    STARTED = 0x02
-    STOPPED = 0x03
-    ACK = 0x04  #: detail = the command code acknowledged
-    NACK = 0x05  #: detail = the command code refused; message says why
-    OVERRUN = 0x06  #: detail = samples the device itself had to drop (FIFO/buffer overrun)
-    LOG = 0x07  #: informational message
-    ERROR = 0x7F  #: detail = device-specific error code; message says what
 
 
 def _frame(frame_type: int, seq: int, t_us: int, payload: bytes, version: int = PROTOCOL_VERSION) -> bytes:

@@ -8,27 +8,11 @@ stop, acknowledgements, errors, log text).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-
-class ChannelKind(enum.IntEnum):
-    OTHER = 0
-    ACC = 1
-    GYRO = 2
-    MAG = 3
-    TEMPERATURE = 4
-
-
-class ChannelUnit(enum.IntEnum):
-    COUNTS = 0
-    G = 1
-    DEG_PER_S = 2
-    MICROTESLA = 3
-    DEG_C = 4
-
+from c3t_edge.protocol.codes import ChannelKind, ChannelUnit, EventCode
 
 _KIND_PREFIX = {
     ChannelKind.ACC: "a",
@@ -43,7 +27,6 @@ _UNIT_NAME = {
     ChannelUnit.MICROTESLA: "uT",
     ChannelUnit.DEG_C: "degC",
 }
-AXIS_NONE = 0xFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +34,7 @@ class ChannelSpec:
     """One channel as the device declares it: ``value = count * scale`` in ``unit``, clipping at ±range."""
 
     kind: int
-    axis: int  #: 0 = x, 1 = y, 2 = z, 255 = none
+    axis: int  #: 0 = x, 1 = y, 2 = z, 255 = none (:data:`~c3t_edge.protocol.codes.AXIS_NONE`)
     unit: int
     scale: float  #: units per int16 count
     range: float  #: full scale, ± in units
@@ -138,7 +121,7 @@ class SampleBatch:
 class DeviceEvent:
     """An EVENT frame (binary mode) or an ``ERR``/non-sample line (text mode).
 
-    ``code`` is an :class:`~c3t_edge.protocol.frames.EventCode` value; ``t`` is device seconds
+    ``code`` is an :class:`~c3t_edge.protocol.codes.EventCode` value; ``t`` is device seconds
     (binary mode; text mode: the time of the next sample), ``seq`` the frame's sequence number
     (-1 in text mode)."""
 
@@ -150,8 +133,6 @@ class DeviceEvent:
 
     @property
     def is_error(self) -> bool:
-        from c3t_edge.protocol.frames import EventCode
-
         return self.code in (EventCode.ERROR, EventCode.NACK, EventCode.OVERRUN)
 
 

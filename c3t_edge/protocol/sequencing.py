@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from c3t_edge.protocol.codes import FrameType
 from c3t_edge.protocol.frames import (
     HEADER_SIZE,
     IMU_PREFIX_SIZE,
     PROTOCOL_VERSION,
-    FrameType,
     parse_event_payload,
     parse_info_payload,
 )

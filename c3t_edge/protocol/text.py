@@ -12,11 +12,10 @@ import re
 
 import numpy as np
 
-from c3t_edge.protocol.frames import EventCode, default_imu_info
+from c3t_edge.protocol.codes import ChannelKind, ChannelUnit, EventCode
+from c3t_edge.protocol.frames import default_imu_info
 from c3t_edge.protocol.messages import (
-    ChannelKind,
     ChannelSpec,
-    ChannelUnit,
     DecodedItem,
     DecoderStats,
     DeviceEvent,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from c3t_edge.errors import DeviceMismatchError
-from c3t_edge.protocol import DeviceEvent, DeviceInfo, SampleBatch, StreamDecoder, make_decoder
+from c3t_edge.protocol import ChannelMap, DeviceEvent, DeviceInfo, SampleBatch, StreamDecoder, make_decoder
 from c3t_edge.runtime.events import (
     ActionEvent,
     DeviceNotice,
@@ -30,7 +30,7 @@ from c3t_edge.runtime.events import (
     WindowResult,
 )
 from c3t_edge.runtime.model import WindowModel
-from c3t_edge.runtime.signal import Calibration, ChannelMap, IdentityCalibration, LinearResampler, check_rate
+from c3t_edge.runtime.signal import Calibration, IdentityCalibration, LinearResampler, check_rate
 from c3t_edge.runtime.smoothing import ActionSmoother, ActivityGate, GateConfig, SmoothingConfig
 from c3t_edge.runtime.windows import SlidingWindow
 

@@ -1,15 +1,13 @@
-"""Signal stages between the decoder and the windows: channel mapping (device order and units ->
-the model's), calibration, and resampling when the device rate differs from the model's."""
+"""Signal stages between the decoder and the windows: calibration, and resampling when the device
+rate differs from the model's (the channel mapping before them is :class:`c3t_edge.protocol.ChannelMap`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from c3t_edge.errors import DeviceMismatchError
-from c3t_edge.protocol import DeviceInfo
 
 #: Device rates within this relative tolerance of the model's are used as they are (no resampling).
 RATE_TOLERANCE = 0.01
@@ -17,41 +15,6 @@ RATE_TOLERANCE = 0.01
 #: see the motion the model was trained on; above, plain linear interpolation would alias badly.
 MIN_RATE_RATIO = 0.8
 MAX_RATE_RATIO = 8.0
-
-
-def _norm_unit(unit: str) -> str:
-    return unit.strip().lower().replace("°", "deg").replace(" ", "").replace("dps", "deg/s")
-
-
-@dataclass(frozen=True)
-class ChannelMap:
-    """Which device channel feeds each model channel (by name, e.g. ``ax``...``gz``)."""
-
-    device_index: tuple[int, ...]
-
-    @classmethod
-    def between(cls, info: DeviceInfo, channels: tuple[str, ...], units: tuple[str, ...]) -> ChannelMap:
-        """Map ``info``'s channels onto the model's ``channels`` (with ``units``), or raise
-        :class:`DeviceMismatchError` naming what is missing or in the wrong unit."""
-        names = list(info.channel_names)
-        index = []
-        for name, unit in zip(channels, units, strict=True):
-            if name not in names:
-                raise DeviceMismatchError(
-                    f"the device ({info.name or 'unnamed'}) sends channels {','.join(names)} but the model "
-                    f"needs {','.join(channels)}: {name} is missing")
-            i = names.index(name)
-            dev_unit = info.channels[i].unit_name
-            if _norm_unit(dev_unit) != _norm_unit(unit):
-                raise DeviceMismatchError(
-                    f"channel {name} arrives in {dev_unit} but the model expects {unit}")
-            index.append(i)
-        return cls(tuple(index))
-
-    def apply(self, samples: np.ndarray) -> np.ndarray:
-        if self.device_index == tuple(range(samples.shape[1])):
-            return samples
-        return samples[:, self.device_index]
 
 
 class Calibration(Protocol):
