@@ -1,14 +1,29 @@
-"""``c3t-edge evaluate``: several methods x seeds on one split, with temporal distortions.
+"""``c3t-edge evaluate``: several methods x seeds on one split, chosen label-free, with paired statistics.
 
-Every method is trained on the same data, budget and seeds, and tested on IMU windows of the split's
-test subjects (``camera`` on camera clips). Distortions: the test IMU shifted by +-s seconds
-(``shift``), time-stretched by a factor (``dilate``), and training with a random camera/IMU offset of
-up to s seconds in the paired set (``misalign``, which retrains).
+The protocol (the README's "How the numbers are made"):
+
+1. **Label-free selection.** Every method that reads no IMU label has a search space of the same
+   size (:data:`~c3t_edge.methods.SEARCH_SPACES`); one configuration per method is chosen on
+   leave-one-subject-out folds inside the training subjects, by agreement with the camera teacher
+   (:mod:`c3t_edge.selection`). No test subject and no IMU label is used. ``supervised`` (the upper
+   bound) and ``camera`` (the teacher's own accuracy) are references and are not tuned.
+2. **One test.** Each chosen configuration is trained on the split's training subjects for every seed
+   and tested once on the test subjects (IMU only; ``camera`` on camera clips). Per-window predictions
+   are kept, so any comparison can be recomputed.
+3. **Statistics.** Mean and *sample* standard deviation over seeds; for every label-free method, a
+   paired bootstrap 95% interval of its accuracy difference against each paper baseline (``st``,
+   ``ca``) over the same test windows (window correctness averaged over seeds, windows resampled).
+
+Distortions: the test IMU shifted by +-s seconds (``shift``), time-stretched by a factor
+(``dilate``), and training with a random camera/IMU offset of up to s seconds in the paired set
+(``misalign``, which retrains).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -18,20 +33,26 @@ from pathlib import Path
 import numpy as np
 
 from c3t_edge.data.arrays import TrialArrays
-from c3t_edge.methods import TrainConfig
+from c3t_edge.data.splits import UmaSplit
+from c3t_edge.methods import METHODS, SEARCH_SPACES, Method, TrainConfig, default_config
+from c3t_edge.selection import candidates, needs_selection, select
 from c3t_edge.training import evaluate, fit_method, load_arrays, make_split
 
 SHIFT_LEVELS_S = (-1.0, -0.5, -0.25, 0.25, 0.5, 1.0)
 DILATION_LEVELS = (0.8, 0.9, 1.1, 1.2)
-#: Training-time misalignment levels (each retrains st/ca/c3t for every seed; 0.5 s is the issue's level).
+#: Training-time misalignment levels (each retrains the label-free methods for every seed).
 MISALIGN_LEVELS_S = (0.5,)
+#: The paper's baselines: every other label-free method is compared with each of them, paired.
+PAPER_BASELINES = ("st", "ca")
+BOOTSTRAP_RESAMPLES = 10_000
 
 
 def run_evaluation(configs: dict[str, TrainConfig], seeds: int | Sequence[int], data_dir, distortions: list[str],
-                   *, split: str = "development", command: str = "", progress: bool = True,
-                   log=sys.stderr) -> dict:
-    """Train and test every method (name -> its configuration) for seeds 0..seeds-1 (or the given
-    seeds). A name is a label (e.g. ``c3t-nopos``); what runs is its configuration's ``method``.
+                   *, split: str = "development", command: str = "", progress: bool = True, tune: bool = True,
+                   selection_seeds: Sequence[int] = (0,), log=sys.stderr) -> dict:
+    """Select (label-free), train and test every method (label -> its base configuration) for seeds
+    0..seeds-1 (or the given seeds). A label is a name (e.g. ``c3t-nopos``); what runs is its
+    configuration's ``method``. With ``tune=False`` the base configurations are used as they are.
 
     All methods share the camera modality and placement of the first configuration, and therefore
     the same trials, split and test windows. Returns the results dictionary.
@@ -41,55 +62,152 @@ def run_evaluation(configs: dict[str, TrainConfig], seeds: int | Sequence[int], 
     base = next(iter(configs.values()))
     arrays = load_arrays(data_dir, replace(base, method="camera"), progress)
     uma_split = make_split(arrays, split)
-    results: dict = {"methods": {}, "distortions": {}}
-    confusions: dict[str, np.ndarray] = {}
+    configs = dict(configs)
+    selection = {}
+    if tune:
+        selection = _select_all(configs, arrays, uma_split, selection_seeds, progress, log)
+        for name, record in selection.items():
+            configs[name] = candidates(configs[name], [record["chosen"]])[0].config
+    results: dict = {"methods": {}, "distortions": {}, "selection": selection}
+    predictions: dict[str, list[list[int]]] = {}
     for name, config in configs.items():
-        accs, f1s, secs, params = [], [], [], 0
-        for seed in seed_list:
-            seeded = replace(config, seed=seed)
-            method, seconds = fit_method(seeded, arrays, uma_split, progress)
-            ev = evaluate(method, arrays, uma_split.test)
-            accs.append(ev.accuracy)
-            f1s.append(ev.macro_f1)
-            secs.append(seconds)
-            params = method.parameters_count()
-            confusions[name] = confusions.get(name, 0) + ev.confusion
-            print(f"{name:>10} seed {seed}: accuracy {ev.accuracy:.3f}  macro-F1 {ev.macro_f1:.3f}  "
-                  f"({seconds:.0f} s)", file=log, flush=True)
-            if method.predicts_from == "imu":
-                _distorted(results["distortions"], name, method, arrays, uma_split.test, distortions)
-        if "misalign" in distortions and config.method not in ("supervised", "camera"):
-            for level in MISALIGN_LEVELS_S:
-                level_accs = []
-                for seed in seed_list:
-                    method, _ = fit_method(replace(config, seed=seed, misalign_s=level), arrays, uma_split,
-                                           progress)
-                    level_accs.append(evaluate(method, arrays, uma_split.test).accuracy)
-                results["distortions"].setdefault("misalignment_s", {}).setdefault(str(level), {})[name] = \
-                    float(np.mean(level_accs))
-        results["methods"][name] = {
-            "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
-            "accuracies": [float(a) for a in accs], "macro_f1_mean": float(np.mean(f1s)),
-            "train_seconds_mean": float(np.mean(secs)), "parameters": int(params),
-            "tested_on": "camera clips" if config.method == "camera" else "IMU only",
-        }
-    # Distortion entries hold sums over seeds until here; turn them into means.
-    for kind in ("shift_s", "dilation"):
-        for level in results["distortions"].get(kind, {}).values():
-            for name in level:
-                level[name] = float(np.mean(level[name]))
+        results["methods"][name], predictions[name] = _test_method(
+            name, config, seed_list, arrays, uma_split, distortions, results["distortions"], progress, log)
+    labels = arrays.labels[uma_split.test]
     results.update({
-        "protocol": uma_split.description, "camera": base.camera,
+        "protocol": uma_split.description, "split": uma_split.name, "camera": base.camera,
         "actions": "all-27" if base.placement == "all" and len(arrays.class_names) == 27 else
                    f"{base.placement} ({len(arrays.class_names)} actions)",
         "class_names": list(arrays.class_names), "seeds": seed_list, "command": command,
         "configs": {n: {k: v for k, v in c.to_json().items() if k != "seed"} for n, c in configs.items()},
-        "confusion_summed_over_seeds": {k: v.tolist() for k, v in confusions.items()},
+        "test_windows": {"trials": [arrays.names[i] for i in uma_split.test], "labels": labels.tolist(),
+                         "window": "centred window of each test trial"},
+        "predictions": predictions,
+        "machine": _machine(),
     })
+    results["comparisons"] = paired_comparisons(results, predictions, labels)
+    _finish_distortions(results)
     results["distortion_drop"] = _drops(results)
     results["targets"] = _targets(results)
     results["evaluation_seconds"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def _select_all(configs: dict[str, TrainConfig], arrays: TrialArrays, uma_split: UmaSplit,
+                selection_seeds: Sequence[int], progress: bool, log) -> dict:
+    """The label-free selection record of every tunable method in ``configs`` (label -> record)."""
+    base = next(iter(configs.values()))
+    teacher = next((c for c in configs.values() if c.method == "camera"), None) or default_config(
+        "camera", camera=base.camera, placement=base.placement, steps=base.steps, preprocess=base.preprocess)
+    cache: dict = {}
+
+    def fit(config: TrainConfig, fold: UmaSplit) -> Method:
+        key = (json.dumps(config.to_json(), sort_keys=True, default=str), fold.name)
+        if key not in cache:  # the teacher of a fold is fitted once and scored against by everyone
+            cache[key] = fit_method(config, arrays, fold, progress)[0]
+        return cache[key]
+
+    records = {}
+    for name, config in configs.items():
+        space = SEARCH_SPACES.get(config.method)
+        if space and needs_selection(config.method):
+            records[name] = select(name, config, space, teacher, arrays, uma_split, fit, seeds=selection_seeds,
+                                   log=log)
+            for key in [k for k in cache if json.loads(k[0])["method"] != "camera"]:
+                del cache[key]  # keep the fold teachers, drop the students
+    return records
+
+
+def _test_method(name: str, config: TrainConfig, seeds: list[int], arrays: TrialArrays, uma_split: UmaSplit,
+                 distortions: list[str], store: dict, progress: bool, log) -> tuple[dict, list[list[int]]]:
+    """Train ``config`` for every seed on the split's training side, test once; returns its entry of
+    ``results["methods"]`` and its predictions (seeds x test windows). Distorted accuracies go to ``store``."""
+    accs, f1s, secs, preds, params, steps = [], [], [], [], 0, 0
+    confusion = 0
+    for seed in seeds:
+        method, seconds = fit_method(replace(config, seed=seed), arrays, uma_split, progress)
+        ev = evaluate(method, arrays, uma_split.test)
+        accs.append(ev.accuracy)
+        f1s.append(ev.macro_f1)
+        secs.append(seconds)
+        preds.append(ev.predicted.tolist())
+        params, steps = method.parameters_count(), method.optimiser_steps()
+        confusion = confusion + ev.confusion
+        print(f"{name:>14} seed {seed}: accuracy {ev.accuracy:.3f}  macro-F1 {ev.macro_f1:.3f}  ({seconds:.0f} s)",
+              file=log, flush=True)
+        if method.predicts_from == "imu":
+            _distorted(store, name, method, arrays, uma_split.test, distortions)
+    cls = METHODS[config.method]
+    if "misalign" in distortions and needs_selection(config.method):
+        for level in MISALIGN_LEVELS_S:
+            level_accs = [evaluate(fit_method(replace(config, seed=seed, misalign_s=level), arrays, uma_split,
+                                              progress)[0], arrays, uma_split.test).accuracy for seed in seeds]
+            store.setdefault("misalignment_s", {}).setdefault(str(level), {})[name] = level_accs
+    entry = {
+        "accuracy_mean": float(np.mean(accs)), "accuracy_std": _sample_std(accs),
+        "accuracies": [float(a) for a in accs], "macro_f1_mean": float(np.mean(f1s)),
+        "train_seconds_mean": float(np.mean(secs)), "parameters": int(params), "optimiser_steps": int(steps),
+        "tested_on": "camera clips" if cls.predicts_from == "camera" else "IMU only",
+        "reads_imu_labels": cls.uses_imu_labels,
+        "confusion_summed_over_seeds": np.asarray(confusion).tolist(),
+    }
+    return entry, preds
+
+
+def _sample_std(values: Sequence[float]) -> float:
+    """Sample standard deviation (ddof=1); 0 for a single value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _machine() -> dict:
+    """Where the evaluation ran (the results file records it)."""
+    import torch
+
+    return {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "training_device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, labels: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = 0) -> dict:
+    """Accuracy difference a - b (points) over the same test windows, with a paired bootstrap 95%
+    interval: predictions ``a``, ``b`` are (seeds, windows); each window's correctness is averaged
+    over seeds, then windows are resampled with replacement ``resamples`` times."""
+    correct_a = (np.asarray(a) == labels).mean(axis=0)
+    correct_b = (np.asarray(b) == labels).mean(axis=0)
+    difference = correct_a - correct_b
+    rng = np.random.default_rng(seed)
+    boot = difference[rng.integers(0, len(difference), size=(resamples, len(difference)))].mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"difference_points": round(100 * float(difference.mean()), 2),
+            "ci95_points": [round(100 * float(low), 2), round(100 * float(high), 2)],
+            "excludes_zero": bool(low > 0 or high < 0), "windows": int(len(difference)),
+            "resamples": resamples}
+
+
+def paired_comparisons(results: dict, predictions: dict, labels: np.ndarray) -> dict:
+    """Every label-free IMU method against each paper baseline present (label -> baseline -> figures),
+    and which baseline is the best one (highest mean accuracy)."""
+    methods = results["methods"]
+    baselines = [b for b in PAPER_BASELINES if b in methods]
+    if not baselines:
+        return {}
+    best = max(baselines, key=lambda b: methods[b]["accuracy_mean"])
+    out: dict = {"best_baseline": best, "by_method": {}}
+    for name in methods:
+        config = results["configs"][name]
+        if name in baselines or not needs_selection(config["method"]):
+            continue
+        out["by_method"][name] = {b: paired_comparison(predictions[name], predictions[b], labels) for b in baselines}
+    return out
+
+
+def _finish_distortions(results: dict) -> None:
+    """Distortion entries hold per-seed lists until here; turn them into means."""
+    for levels in results["distortions"].values():
+        for level in levels.values():
+            for name in level:
+                level[name] = float(np.mean(level[name]))
 
 
 def _drops(results: dict) -> dict:
@@ -103,24 +221,32 @@ def _drops(results: dict) -> dict:
     return drops
 
 
+def label_free_winner(results: dict) -> str | None:
+    """The label-free IMU method with the highest mean test accuracy (None when there is none)."""
+    free = [n for n, c in results["configs"].items() if needs_selection(c["method"])]
+    return max(free, key=lambda n: results["methods"][n]["accuracy_mean"]) if free else None
+
+
 def _targets(results: dict) -> dict:
     """The issue's targets, checked on this file's numbers (only those its methods allow)."""
     methods = results["methods"]
-    acc = {name: m["accuracy_mean"] for name, m in methods.items()}
-    out: dict = {}
-    if {"c3t", "st", "ca"} <= acc.keys():
-        best_baseline = max(acc["st"], acc["ca"])
-        out["c3t_best_uma"] = acc["c3t"] >= best_baseline
-        out["c3t_minus_best_of_st_ca_points"] = round(100 * (acc["c3t"] - best_baseline), 2)
-        drops = results.get("distortion_drop", {})
-        robust = [d["c3t"] <= min(d["st"], d["ca"]) for kind in ("shift_s", "dilation")
-                  for d in drops.get(kind, {}).values()]
-        if robust:
-            out["c3t_most_robust"] = all(robust)
-            out["c3t_most_robust_levels"] = f"{sum(robust)}/{len(robust)}"
-    if {"c3t", "supervised"} <= acc.keys():
-        out["c3t_over_supervised"] = round(acc["c3t"] / max(acc["supervised"], 1e-9), 4)
-        out["c3t_at_least_95pct_supervised"] = acc["c3t"] >= 0.95 * acc["supervised"]
+    winner = label_free_winner(results)
+    if winner is None:
+        return {}
+    acc = methods[winner]["accuracy_mean"]
+    out: dict = {"winner": winner, "winner_accuracy": round(100 * acc, 2)}
+    for reference in ("camera", "supervised"):
+        if reference in methods:
+            out[f"winner_over_{reference}"] = round(acc / max(methods[reference]["accuracy_mean"], 1e-9), 4)
+    against = results.get("comparisons", {}).get("by_method", {}).get(winner, {})
+    if "st" in against:
+        out["winner_above_st_ci95_excludes_zero"] = against["st"]["excludes_zero"] and \
+            against["st"]["difference_points"] > 0
+    drops = results.get("distortion_drop", {})
+    for kind, levels in (("shift_s", ("-1.0", "1.0")), ("dilation", ("0.8", "1.2"))):
+        worst = [drops.get(kind, {}).get(level, {}).get(winner) for level in levels]
+        if all(w is not None for w in worst):
+            out[f"winner_worst_drop_{kind}_points"] = max(worst)
     return out
 
 
@@ -136,17 +262,32 @@ def _distorted(store: dict, name: str, method, arrays: TrialArrays, test: np.nda
             store.setdefault("dilation", {}).setdefault(str(level), {}).setdefault(name, []).append(acc)
 
 
+def _comparison_text(results: dict, name: str) -> str:
+    """``+1.2 [-0.4, 2.9] vs st`` against the best baseline (empty when not compared)."""
+    comparisons = results.get("comparisons", {})
+    best = comparisons.get("best_baseline")
+    figures = comparisons.get("by_method", {}).get(name, {}).get(best)
+    if not figures:
+        return ""
+    low, high = figures["ci95_points"]
+    return f"{figures['difference_points']:+.1f} [{low:+.1f}, {high:+.1f}] vs {best}"
+
+
 def format_table(results: dict) -> str:
-    """A plain-text table of the methods' mean accuracy, std and macro-F1."""
-    lines = [f"{'method':>10}  {'accuracy':>9}  {'std':>6}  {'macro-F1':>8}  {'train s':>7}  {'params':>8}"]
+    """A plain-text table: mean accuracy, sample std, macro-F1, the paired difference against the best
+    paper baseline with its 95% interval, and the configuration chosen label-free."""
+    lines = [f"{'method':>14}  {'accuracy':>9}  {'std':>5}  {'macro-F1':>8}  {'vs best baseline [95% CI]':>30}  "
+             f"{'params':>8}  chosen (label-free)"]
     for name, m in results["methods"].items():
-        lines.append(f"{name:>10}  {100 * m['accuracy_mean']:8.1f}%  {100 * m['accuracy_std']:5.1f}  "
-                     f"{100 * m['macro_f1_mean']:7.1f}%  {m['train_seconds_mean']:7.0f}  {m['parameters']:8d}")
+        chosen = results.get("selection", {}).get(name, {}).get("chosen_label", "-")
+        lines.append(f"{name:>14}  {100 * m['accuracy_mean']:8.1f}%  {100 * m['accuracy_std']:5.1f}  "
+                     f"{100 * m['macro_f1_mean']:7.1f}%  {_comparison_text(results, name):>30}  "
+                     f"{m['parameters']:8d}  {chosen}")
     for kind, levels in results.get("distortions", {}).items():
         names = sorted({n for level in levels.values() for n in level})
-        lines.append(f"\n{kind:>10}  " + "  ".join(f"{n:>10}" for n in names))
+        lines.append(f"\n{kind:>14}  " + "  ".join(f"{n:>13}" for n in names))
         for level, accs in sorted(levels.items(), key=lambda kv: float(kv[0])):
-            lines.append(f"{level:>10}  " + "  ".join(f"{100 * accs.get(n, float('nan')):9.1f}%" for n in names))
+            lines.append(f"{level:>14}  " + "  ".join(f"{100 * accs.get(n, float('nan')):12.1f}%" for n in names))
     return "\n".join(lines)
 
 
@@ -166,8 +307,8 @@ def write_outputs(results: dict, out: Path) -> list[Path]:
     except ImportError:
         return written
     labels = results["class_names"]
-    for name, confusion in results["confusion_summed_over_seeds"].items():
-        matrix = np.asarray(confusion, float)
+    for name, entry in results["methods"].items():
+        matrix = np.asarray(entry["confusion_summed_over_seeds"], float)
         matrix = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
         fig, ax = plt.subplots(figsize=(9, 8))
         ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
@@ -219,15 +360,17 @@ def _key(levels: dict, value: float) -> str:
 
 
 def format_markdown(results: dict) -> str:
-    """Markdown tables (clean accuracy; accuracy under each distortion level) for the README."""
+    """Markdown tables (clean accuracy with paired comparisons; accuracy under each distortion level)."""
     methods = results["methods"]
-    lines = ["| method | accuracy (mean ± std) | per seed | macro-F1 | train s | parameters | tested on |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| method | accuracy (mean ± sample std) | per seed | macro-F1 | vs best baseline, paired 95% CI "
+             "(points) | chosen label-free | parameters | tested on |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, m in methods.items():
         seeds = ", ".join(f"{100 * a:.1f}" for a in m["accuracies"])
+        chosen = results.get("selection", {}).get(name, {}).get("chosen_label", "—")
         lines.append(f"| {name} | {100 * m['accuracy_mean']:.1f} ± {100 * m['accuracy_std']:.1f} | {seeds} | "
-                     f"{100 * m['macro_f1_mean']:.1f} | {m['train_seconds_mean']:.0f} | {m['parameters']:,} | "
-                     f"{m.get('tested_on', '')} |")
+                     f"{100 * m['macro_f1_mean']:.1f} | {_comparison_text(results, name) or '—'} | {chosen} | "
+                     f"{m['parameters']:,} | {m.get('tested_on', '')} |")
     titles = {"shift_s": "test IMU shift (s)", "dilation": "test IMU dilation (x)",
               "misalignment_s": "training misalignment (s)"}
     for kind, levels in results.get("distortions", {}).items():

@@ -59,6 +59,7 @@ class Evaluation:
     macro_f1: float
     confusion: np.ndarray  #: (n_classes, n_classes), rows = true class
     n_windows: int
+    predicted: np.ndarray | None = None  #: (n_windows,) predicted class per test window
 
     def to_json(self) -> dict:
         return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "n_windows": self.n_windows,
@@ -73,7 +74,8 @@ def scores(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> Evaluatio
     recall = tp / np.maximum(confusion.sum(1), 1)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
     present = confusion.sum(1) > 0
-    return Evaluation(float(tp.sum() / max(len(true), 1)), float(f1[present].mean()), confusion, len(true))
+    return Evaluation(float(tp.sum() / max(len(true), 1)), float(f1[present].mean()), confusion, len(true),
+                      np.asarray(predicted))
 
 
 def evaluate(method: Method, arrays: TrialArrays, index: np.ndarray, *, shift_s: float = 0.0,

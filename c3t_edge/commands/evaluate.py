@@ -1,4 +1,5 @@
-"""Compare methods over seeds on subjects never seen in training (IMU only); write JSON, table, plots."""
+"""Compare methods over seeds on subjects never seen in training (IMU only): label-free selection on
+inner folds, one test, paired statistics; write JSON (with per-window predictions), table, plots."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from pathlib import Path
 
 from c3t_edge.commands.train import add_common_training_arguments, base_config
 
-METHOD_NAMES = ("supervised", "camera", "st", "ca", "c3t")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_training_arguments(parser)
-    parser.add_argument("--methods", default="supervised,camera", metavar="LIST",
-                        help=f"comma-separated, from {','.join(METHOD_NAMES)}")
-    parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--methods", default="supervised,camera,st,ca,c3t,distill-align", metavar="LIST",
+                        help="comma-separated method names (default: every built-in method)")
+    parser.add_argument("--seeds", type=int, default=5, metavar="N", help="test seeds 0..N-1 (default 5)")
+    parser.add_argument("--no-tuning", action="store_true",
+                        help="use each method's defaults instead of choosing from its search space on inner "
+                             "folds (label-free; the default)")
+    parser.add_argument("--selection-seeds", type=int, default=1, metavar="N",
+                        help="seeds per candidate and fold in the label-free selection (default 1)")
     parser.add_argument("--distortion", action="append", default=[], choices=("shift", "misalign", "dilate"),
                         help="also test under this temporal distortion (repeatable)")
     parser.add_argument("--out", required=True, metavar="results/NAME.json")
@@ -28,18 +32,18 @@ def run(args: argparse.Namespace) -> int:
     from c3t_edge.methods import METHODS
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHOD_NAMES]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise C3TEdgeError(f"--methods: unknown {unknown or 'empty list'}; choose from {','.join(METHOD_NAMES)}")
-    missing = [m for m in methods if m not in METHODS]
-    if missing:
-        raise C3TEdgeError(f"--methods: {','.join(missing)} not available yet (issue #7)")
-    if args.seeds < 1:
-        raise C3TEdgeError("--seeds must be at least 1")
+        raise C3TEdgeError(f"--methods: unknown {unknown or 'empty list'}; choose from {','.join(METHODS)}")
+    if args.seeds < 1 or args.selection_seeds < 1:
+        raise C3TEdgeError("--seeds and --selection-seeds must be at least 1")
+    if args.split == "all-subjects":
+        raise C3TEdgeError("--split all-subjects has no test subjects to evaluate on: use development or swapped")
     configs = {m: base_config(args, m) for m in methods}
     command = "c3t-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run_evaluation(configs, args.seeds, args.data, args.distortion, split=args.split,
-                             command=command, progress=not args.quiet)
+                             command=command, progress=not args.quiet, tune=not args.no_tuning,
+                             selection_seeds=range(args.selection_seeds))
     print(format_table(results))
     for path in write_outputs(results, Path(args.out)):
         print(f"wrote {path}", file=sys.stderr)

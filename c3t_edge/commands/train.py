@@ -17,8 +17,9 @@ def add_common_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which UTD-MHAD actions are classes (wrist: 1-21, thigh: 22-27)")
     parser.add_argument("--steps", type=int, default=None, metavar="N",
                         help="optimiser steps per training stage (default: the method's)")
-    parser.add_argument("--split", choices=("development", "all-subjects"), default="development",
-                        help="development: train subjects 1,3,5, test 2,4,6; all-subjects: ship a model")
+    parser.add_argument("--split", choices=("development", "swapped", "all-subjects"), default="development",
+                        help="development: train subjects 1,3,5, test 2,4,6; swapped: train 2,4,6, test 1,3,5; "
+                             "all-subjects: ship a model")
     parser.add_argument("--set", action="append", default=[], metavar="[METHOD.]KEY=VALUE", dest="settings",
                         help="override one training option, e.g. temperature=0.3 or c3t.head_position=false "
                              "(a TrainConfig field or a method option; repeatable; METHOD. limits it to one "
@@ -47,7 +48,8 @@ def base_config(args: argparse.Namespace, method: str, seed: int = 0):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", required=True, choices=("supervised", "camera", "st", "ca", "c3t"))
+    parser.add_argument("--method", required=True, metavar="NAME",
+                        help="supervised, camera, st, ca, c3t, distill-align (or a registered method)")
     add_common_training_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, metavar="RUN_DIR")

@@ -45,6 +45,27 @@ class TrialArrays:
     def __len__(self) -> int:
         return len(self.names)
 
+    def with_imu_hidden(self, index: Sequence[int] | np.ndarray) -> TrialArrays:
+        """A view of these trials in which the IMU of trials ``index`` is all NaN (same shapes; camera,
+        labels and the other trials' IMU shared, not copied).
+
+        This is how the labelled camera set's IMU is kept from the label-free methods: whatever path a
+        method takes to an IMU window (batches, frozen-teacher tables, its own ``windows`` calls), a
+        hidden trial gives NaN, and a NaN reaching a loss stops training. The view is memoised per
+        ``index``, so every method fitted on the same split sees the same object (camera models are
+        shared by object identity).
+        """
+        hidden = np.unique(np.asarray(index, dtype=np.int64))
+        key = hidden.tobytes()
+        views = self.__dict__.setdefault("_hidden_views", {})
+        if key not in views:
+            imu = list(self.imu)
+            for i in hidden:
+                imu[i] = np.full_like(self.imu[i], np.nan)
+            views[key] = TrialArrays(self.config, self.class_names, self.names, self.subjects, self.trials,
+                                     self.labels, imu, self.camera_modality, self.camera, self.problems)
+        return views[key]
+
     @property
     def camera_shape(self) -> tuple[int, ...]:
         """Shape of one camera step, e.g. (32, 32) for depth."""

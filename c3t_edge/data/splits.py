@@ -70,10 +70,15 @@ def development_split(subjects: np.ndarray, trials: np.ndarray) -> UmaSplit:
     return subject_split(subjects, trials, (1, 3, 5), (2, 4, 6), name="development")
 
 
+def swapped_split(subjects: np.ndarray, trials: np.ndarray) -> UmaSplit:
+    """The development protocol with the subject roles swapped: train 2, 4, 6; test 1, 3, 5."""
+    return subject_split(subjects, trials, (2, 4, 6), (1, 3, 5), name="swapped")
+
+
 def all_subjects_split(subjects: np.ndarray, trials: np.ndarray) -> UmaSplit:
     """Shipped models: every available subject trains (labelled 1-2, paired 3-4); no test set."""
     everyone = tuple(int(s) for s in np.unique(subjects))
     return subject_split(subjects, trials, everyone, (), name="all-subjects")
 
 
-SPLITS = {"development": development_split, "all-subjects": all_subjects_split}
+SPLITS = {"development": development_split, "swapped": swapped_split, "all-subjects": all_subjects_split}

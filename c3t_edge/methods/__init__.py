@@ -12,6 +12,7 @@ from c3t_edge.methods.base import Method, MethodData, TrainConfig
 from c3t_edge.methods.c3t import CrossModalTransferThroughTime
 from c3t_edge.methods.ca import ContrastiveAlignment
 from c3t_edge.methods.camera import CameraOnly
+from c3t_edge.methods.distill_align import DistillAlign
 from c3t_edge.methods.st import StudentTeacher
 from c3t_edge.methods.supervised import Supervised
 
@@ -22,6 +23,7 @@ METHODS: dict[str, type[Method]] = {
     StudentTeacher.name: StudentTeacher,
     ContrastiveAlignment.name: ContrastiveAlignment,
     CrossModalTransferThroughTime.name: CrossModalTransferThroughTime,
+    DistillAlign.name: DistillAlign,
 }
 
 
@@ -42,6 +44,21 @@ DEFAULTS: dict[str, dict] = {
     "c3t": {"steps": 600, "temperature": 0.2, "head": "attention",
             "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all", "positive_window": 1.0,
                       "head_noise": 1.0}},
+    "distill-align": {"steps": 600, "temperature": 1.0,
+                      "extra": {**CAMERA_DEFAULTS, "align_weight": 1.0, "align_temperature": 0.2,
+                                "head_from_teacher": True}},
+}
+
+#: The label-free tuning budget: for every method that reads no IMU label, the same number of
+#: candidate configurations (``--set`` settings applied to its defaults; the first is the defaults),
+#: each trained with the same ``steps`` per stage. ``c3t-edge evaluate`` picks one per method on
+#: leave-one-subject-out folds inside the training subjects, scored by agreement with the camera
+#: teacher (:mod:`c3t_edge.selection`); ``supervised`` and ``camera`` are references and are not tuned.
+SEARCH_SPACES: dict[str, list[tuple[str, ...]]] = {
+    "st": [(), ("temperature=2.0",), ("temperature=4.0",), ("student_head=attention",)],
+    "ca": [(), ("temperature=0.2",), ("temperature=0.1",), ("temperature=1.0",)],
+    "c3t": [(), ("temperature=0.1",), ("head_noise=0.0",), ("tolerance=1",)],
+    "distill-align": [(), ("align_weight=0.5",), ("align_weight=2.0",), ("head_from_teacher=false",)],
 }
 
 
@@ -64,6 +81,8 @@ METHOD_OPTIONS = frozenset({
     "schedule", "align_weight", "align_steps", "paired_augment",
     # c3t
     "negatives", "positive_window", "tolerance", "head_position", "head_steps", "head_noise", "camera_model",
+    # distill-align
+    "align_temperature", "head_from_teacher",
 })
 
 #: TrainConfig fields that ``apply_setting`` may not change (they are set by their own flags).
@@ -115,5 +134,5 @@ def build_method(config: TrainConfig) -> Method:
     return cls(config)
 
 
-__all__ = ["DEFAULTS", "METHODS", "METHOD_OPTIONS", "Method", "MethodData", "TrainConfig", "apply_setting",
-           "build_method", "default_config"]
+__all__ = ["DEFAULTS", "METHODS", "METHOD_OPTIONS", "SEARCH_SPACES", "Method", "MethodData", "TrainConfig",
+           "apply_setting", "build_method", "default_config"]

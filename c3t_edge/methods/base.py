@@ -63,14 +63,18 @@ class MethodData:
     method is ``supervised`` - **no labels** (they are -1 here, so a method cannot read them). The
     labelled set's IMU is never used either, except by ``supervised``: its windows come out as NaN, and
     the ``standardizer`` is fitted on the paired IMU only (on all training IMU for ``supervised``).
+    For the other methods ``arrays`` is a view in which the labelled set's IMU is NaN
+    (:meth:`TrialArrays.with_imu_hidden`), so no path to it exists.
     """
 
     def __init__(self, arrays: TrialArrays, labelled: np.ndarray, paired: np.ndarray, *,
                  reveal_paired_labels: bool, standardizer: Standardizer | None = None):
-        self.arrays = arrays
-        self.config = arrays.config
         self.labelled = np.asarray(labelled, dtype=np.int64)
         self.paired = np.asarray(paired, dtype=np.int64)
+        if not reveal_paired_labels:  # the labelled camera set's IMU reads as NaN on every path
+            arrays = arrays.with_imu_hidden(np.setdiff1d(self.labelled, self.paired))
+        self.arrays = arrays
+        self.config = arrays.config
         self._labels = arrays.labels.copy()
         if not reveal_paired_labels:
             self._labels[self.paired] = -1
@@ -81,9 +85,6 @@ class MethodData:
             imu, _ = arrays.windows(imu_trials, with_camera=False)
             standardizer = Standardizer.fit(imu)
         self.standardizer = standardizer
-        self._imu_hidden = np.zeros(len(arrays), bool)
-        if not reveal_paired_labels:
-            self._imu_hidden[np.setdiff1d(self.labelled, self.paired)] = True
 
     def labels(self, index: np.ndarray) -> np.ndarray:
         """Labels of trials ``index`` (-1 where hidden)."""
@@ -100,7 +101,6 @@ class MethodData:
         imu, cam = self.arrays.windows(index, shift_samples=shift, camera_offset_samples=offset,
                                        with_camera=with_camera)
         imu = self.standardizer(imu)
-        imu[self._imu_hidden[index]] = np.nan  # the labelled camera set's IMU is not for UMA methods
         imu_t = torch.from_numpy(imu)
         cam_t = torch.from_numpy(cam) if cam is not None else None
         return imu_t, cam_t, torch.from_numpy(self._labels[index])
@@ -153,6 +153,14 @@ class Method(ABC):
 
     def needs_camera(self) -> bool:
         return True
+
+    def optimiser_steps(self) -> int:
+        """Optimiser steps one fit of this configuration takes over all its stages, the camera model
+        included even when a shared one is reused (the tuning budget counts it)."""
+        return self.config.steps
+
+    def _camera_steps(self) -> int:
+        return int(self.config.extra.get("camera_steps", self.config.steps))
 
     @abstractmethod
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None: ...

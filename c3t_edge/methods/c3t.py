@@ -66,6 +66,12 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
         history += optimise([temporal_head], steps, cfg, step, desc="c3t head", progress=progress)
         self.history_ = history + self._align_to_frozen_camera(data, progress)
 
+    def optimiser_steps(self) -> int:
+        extra = self.config.extra
+        if extra.get("schedule", "joint") == "joint" or extra.get("camera_model", "shared") == "own":
+            return super().optimiser_steps()
+        return super().optimiser_steps() + int(extra.get("head_steps", self.config.steps))
+
     def alignment_loss(self, imu_latents, camera_latents):
         extra = self.config.extra
         return temporal_info_nce(imu_latents, camera_latents, self.config.temperature,

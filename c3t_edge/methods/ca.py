@@ -46,6 +46,11 @@ class ContrastiveAlignment(Method):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict({k: v for k, v in state.items() if k != "imu_head"})
 
+    def optimiser_steps(self) -> int:
+        if self.config.extra.get("schedule", "joint") == "joint":
+            return self.config.steps
+        return self._camera_steps() + int(self.config.extra.get("align_steps", self.config.steps))
+
     def alignment_loss(self, imu_latents, camera_latents):
         return info_nce(imu_latents.mean(dim=1), camera_latents.mean(dim=1), self.config.temperature)
 

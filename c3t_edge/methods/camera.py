@@ -115,6 +115,9 @@ class CameraOnly(Method):
         self.camera_encoder = self._new_camera_encoder(camera_step_shape)
         self.camera_head = self._new_head(n_classes)
 
+    def optimiser_steps(self) -> int:
+        return self._camera_steps()
+
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
         self.build_modules(data.n_classes, data.arrays.camera_shape)
         self.history_ = train_camera_classifier(self, data, rng, progress)

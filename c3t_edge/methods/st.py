@@ -28,6 +28,9 @@ class StudentTeacher(Method):
         self.imu_encoder = self._new_imu_encoder()
         self.imu_head = self._new_head(n_classes, self.config.extra.get("student_head"))
 
+    def optimiser_steps(self) -> int:
+        return self._camera_steps() + int(self.config.extra.get("student_steps", self.config.steps))
+
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
         cfg = self.config
         self.build_modules(data.n_classes, data.arrays.camera_shape)
