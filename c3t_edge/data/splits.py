@@ -1,4 +1,4 @@
-"""Subject-wise splits of the UMA setting (see DESIGN.md, "The UMA setting").
+"""Subject-wise splits of the UMA setting (see the README, "Results": the development protocol).
 
 A split partitions trial indices into three disjoint sets: the **labelled camera** set (camera clips
 with labels; their IMU is never used), the **unlabelled paired** set (camera + IMU of the same trials,
@@ -66,7 +66,7 @@ def _span(values: tuple[int, ...]) -> str:
 
 
 def development_split(subjects: np.ndarray, trials: np.ndarray) -> UmaSplit:
-    """DESIGN.md's development protocol: train 1, 3, 5; test 2, 4, 6; labelled 1-2; paired 3-4."""
+    """The development protocol: train subjects 1, 3, 5; test 2, 4, 6; labelled trials 1-2; paired 3-4."""
     return subject_split(subjects, trials, (1, 3, 5), (2, 4, 6), name="development")
 
 

@@ -57,7 +57,7 @@ def _first(meta: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
 
 def spec_from_metadata(meta: Mapping[str, Any], labels: Sequence[str], name: str = "bundle",
                        hop: int | None = None) -> ModelSpec:
-    """A :class:`ModelSpec` from a bundle's ``metadata.json`` contents (DESIGN.md fields)."""
+    """A :class:`ModelSpec` from a bundle's ``metadata.json`` contents (fields: ``c3t_edge.bundle.REQUIRED_KEYS``)."""
     rate = _first(meta, "sample_rate_hz", "sample_rate")
     window = _first(meta, "window_samples", "window")
     if rate is None or window is None:
