@@ -1,9 +1,10 @@
-"""A bleak backend on a bumble host stack (needs ``pip install bumble``).
+"""A bleak backend on a bumble host stack, for the tests (needs ``bumble``, a test-only dependency:
+``pip install 'c3t-edge[dev]'``; it lives under tests/, outside the installed package).
 
-This lets ``ble://`` work where bleak has no platform stack: on any HCI controller bumble can
-drive (a USB dongle, a serial HCI board) and, in the tests, on virtual controllers linked in-process
-by a bumble ``LocalLink``. It is a real central: scanning, connection, ATT MTU exchange, service
-discovery, CCCD subscription and writes all go through bumble's host and link layer.
+This lets ``ble://`` run where bleak has no platform stack: here on virtual controllers linked
+in-process by a bumble ``LocalLink`` (it would work on any HCI controller bumble can drive, too).
+It is a real central: scanning, connection, ATT MTU exchange, service discovery, CCCD subscription
+and writes all go through bumble's host and link layer.
 
     central = bumble.device.Device(...)             # powered on by the backend if needed
     client_cls, scanner_cls = make_bumble_backends(central)

@@ -221,9 +221,10 @@ def test_gives_up_when_told_to(device):
         policy = ReconnectPolicy(initial_s=0.02, max_s=0.05, give_up_after_s=0.2)
         async with open_transport(device.link, on_event=events.append, reconnect=policy) as t:
             device.unplug()
-            with pytest.raises(TransportError, match="not back after"):
+            with pytest.raises(TransportError, match="not back after") as err:
                 await asyncio.wait_for(t.read(), 3)
             assert [e.kind for e in events] == ["disconnected", "gave_up"]
+            assert isinstance(err.value.__cause__, OSError)  # why the last reopen failed (no such device)
     asyncio.run(main())
 
 

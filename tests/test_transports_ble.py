@@ -28,7 +28,10 @@ from c3t_edge.transports import (  # noqa: E402
     NUS_RX_UUID,
     NUS_SERVICE_UUID,
     NUS_TX_UUID,
+    BleCharacteristicMissingError,
+    BleDeviceNotFoundError,
     BleOptions,
+    BleScanError,
     ReconnectPolicy,
     open_transport,
 )
@@ -198,6 +201,7 @@ def test_ble_find_by_address_and_custom_characteristic_errors():
             async with open_transport(wrong, ble=options):
                 pass
         assert "\n" not in str(err.value)
+        assert isinstance(err.value, BleCharacteristicMissingError)  # the cause, not a guess
     asyncio.run(main())
 
 
@@ -212,6 +216,29 @@ def test_ble_device_not_found_is_one_clear_error():
                 pass
         assert time.monotonic() - started < 2
         assert "\n" not in str(err.value)
+        assert isinstance(err.value, BleDeviceNotFoundError) and not isinstance(err.value, BleScanError)
+    asyncio.run(main())
+
+
+class UnpluggedHci:
+    """The HCI side of a Bluetooth dongle that was pulled out: every packet the host sends fails."""
+
+    def on_packet(self, packet: bytes) -> None:
+        raise OSError("HCI transport closed")
+
+
+def test_ble_scan_failure_keeps_its_cause():
+    """A stack that cannot scan (here: a central whose HCI transport is gone) is a BleScanError with the
+    stack's own error as its cause, not 'device not found' and not a guess."""
+    async def main():
+        _peripheral, _central, _options = await make_pair()
+        dead = Device(name="no-dongle", address=Address("F2:F2:F2:F2:F2:F2"), host=Host(None, UnpluggedHci()))
+        client_backend, scanner_backend = make_bumble_backends(dead)
+        options = BleOptions(client_backend=client_backend, scanner_backend=scanner_backend, scan_timeout_s=1.0)
+        with pytest.raises(BleScanError, match="BLE scan failed: HCI transport closed") as err:
+            async with open_transport(f"ble://{NAME}", ble=options):
+                pass
+        assert isinstance(err.value.__cause__, OSError) and "\n" not in str(err.value)
     asyncio.run(main())
 
 
@@ -225,9 +252,11 @@ def test_ble_gives_up_after_the_configured_time():
         async with open_transport(f"ble://{NAME}", ble=quick, on_event=events.append, reconnect=policy) as t:
             peripheral.gone = True  # out of range for good: no more advertising
             await peripheral.drop_link()
-            with pytest.raises(TransportError, match="not back after"):
+            with pytest.raises(TransportError, match="not back after") as err:
                 await asyncio.wait_for(t.read(), 5)
             assert [e.kind for e in events] == ["disconnected", "gave_up"]
+            # why the last attempt failed is kept: the device no longer advertises
+            assert isinstance(err.value.__cause__, BleDeviceNotFoundError) and "last attempt" in str(err.value)
     asyncio.run(main())
 
 
