@@ -204,6 +204,20 @@ def test_speed_and_realtime_pacing(sim, tmp_path) -> None:
     assert time.monotonic() - t0 < 1
 
 
+def test_speed_below_one_stretches_the_stream(sim, tmp_path) -> None:
+    """--speed is applied, not read as 1x: at 0.25x the 0.38 s of device time (last frame of 20 samples
+    at 50 Hz, frames of 10) take at least four times as long. Pacing sleeps until each frame is due,
+    so this lower bound holds on any machine, however busy; a 1x pace would end after ~0.4 s."""
+    csv = write_csv(tmp_path / "twenty.csv", np.zeros((20, 6)))
+    t0 = time.monotonic()
+    run_sim(sim, "--csv", str(csv), "--realtime")
+    realtime = time.monotonic() - t0
+    t0 = time.monotonic()
+    run_sim(sim, "--csv", str(csv), "--speed", "0.25")
+    slow = time.monotonic() - t0
+    assert realtime >= 0.36 and slow >= 4 * 0.36, (realtime, slow)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

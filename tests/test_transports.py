@@ -323,6 +323,48 @@ def test_replay_paces_real_time_and_speed(tmp_path):
     asyncio.run(main())
 
 
+class VirtualClock:
+    """Time that passes only when slept: a pacer driven by it is exact and instant."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+def test_replay_pacing_applies_the_speed_exactly(tmp_path):
+    """The speed given to open_transport sets the pace: on a virtual clock the 0.4 s recording takes
+    exactly 0.4 s at 1x, 0.1 s at 4x, 0.8 s at 0.5x, and no wait at all as fast as possible (no timing,
+    so nothing a busy machine can disturb)."""
+    path = tmp_path / "r.c3trec"
+    make_recording(path, span_s=0.4)
+
+    async def paced(speed):
+        transport = open_transport(f"replay://{path}", speed=speed)
+        clock = VirtualClock()
+        transport.pacer.clock, transport.pacer.sleep = clock, clock.sleep
+        async with transport as t:
+            chunks = [c async for c in t]
+        assert len(chunks) == 50 and transport.capabilities.paced == (speed is not None)
+        return clock.now - 1000.0, clock.waits
+
+    async def main():
+        for speed, span in ((1.0, 0.4), (4.0, 0.1), (0.5, 0.8)):
+            elapsed, waits = await paced(speed)
+            assert elapsed == pytest.approx(span, abs=1e-9), speed
+            assert len(waits) >= 45  # one wait per record that is not yet due
+        elapsed, waits = await paced(None)
+        assert elapsed == 0.0 and all(w == 0 for w in waits)
+    asyncio.run(main())
+
+
 def test_replay_of_a_truncated_recording_reports_the_tail(tmp_path):
     path = tmp_path / "r.c3trec"
     make_recording(path, with_gap=False)
