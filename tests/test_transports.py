@@ -133,7 +133,8 @@ def test_open_errors_are_one_line_transport_errors(tmp_path):
 
 def test_runtime_path_does_not_import_torch():
     code = ("import sys, c3t_edge.transports, c3t_edge.recording, c3t_edge.commands.record, "
-            "c3t_edge.transports.ble, c3t_edge.transports.serial, c3t_edge.transports.replay; "
+            "c3t_edge.transports.ble, c3t_edge.transports.serial, c3t_edge.transports.replay, "
+            "c3t_edge.live, c3t_edge.clock, c3t_edge.calibration.procedure; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
