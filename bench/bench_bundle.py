@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from c3t_edge.bundle import MODEL_FILES, load_bundle, read_metadata, resolve_bundle_path
+from c3t_edge.backends import model_files
+from c3t_edge.bundle import load_bundle, read_metadata, resolve_bundle_path
+
+MODEL_FILES = model_files()  # (engine, precision) -> file name
 
 UTD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "utd-mhad" / "Inertial"
 

@@ -1,8 +1,9 @@
 """Model bundles: load, verify and run one without torch.
 
-A bundle is a directory holding ``metadata.json`` and up to four model files that compute the same
-function - standardised IMU windows ``(n, window_samples, channels)`` float32 -> logits
-``(n, n_labels)`` - at two precisions for two engines:
+A bundle is a directory holding ``metadata.json`` and model files that compute the same function -
+standardised IMU windows ``(n, window_samples, channels)`` float32 -> logits ``(n, n_labels)`` - at
+two precisions for each engine (the engines are registered in :mod:`c3t_edge.backends`; these are
+the built-in ones):
 
 =========================  =============  ==========  ==========================================
 file                       engine         precision   what it is
@@ -15,9 +16,11 @@ file                       engine         precision   what it is
 
 Normalisation (per-channel mean/std from the training windows) is applied *outside* the graph, by
 :meth:`Bundle.predict_proba`, so every file takes standardised input; ``metadata.json`` states this
-and carries the mean and std. Each file's sha256 is in the metadata; a file whose hash differs, a
-missing file that the metadata lists, unreadable metadata or an unknown format version is refused
-with a :class:`~c3t_edge.errors.BundleError` that names the problem.
+and carries the mean and std. Each file's sha256, engine and precision are in the metadata; a file
+whose hash differs, a missing file that the metadata lists, unreadable metadata or an unknown format
+version is refused with a :class:`~c3t_edge.errors.BundleError` that names the problem.
+``metadata.json`` is written last, in one piece, by ``c3t-edge export``: a directory without it is
+not a bundle.
 
 This module imports numpy and the standard library only (the engine is imported when a bundle is
 loaded), so the runtime path (``stream``, ``replay``, ``info``) never imports torch.
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from c3t_edge.backends import REFERENCE_ENGINE, engine_names, get_engine, open_backend
 from c3t_edge.errors import BundleError
 
 #: ``metadata.json``'s ``format`` field and the format versions this code reads.
@@ -42,16 +46,8 @@ BUNDLE_FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 
 METADATA_FILE = "metadata.json"
-ENGINES = ("onnxruntime", "tflite")
-PRECISIONS = ("fp32", "int8")
-
-#: (engine, precision) -> file name inside the bundle.
-MODEL_FILES: dict[tuple[str, str], str] = {
-    ("onnxruntime", "fp32"): "model.onnx",
-    ("onnxruntime", "int8"): "model.int8.onnx",
-    ("tflite", "fp32"): "model.tflite",
-    ("tflite", "int8"): "model.int8.tflite",
-}
+#: The file every bundle has: the reference engine's fp32 model (``model.onnx``).
+REFERENCE_FILE = REFERENCE_ENGINE.files["fp32"]
 
 #: Metadata keys a bundle of format version 1 must have.
 REQUIRED_KEYS = ("format", "format_version", "labels", "sample_rate_hz", "window_samples", "hop_samples",
@@ -121,11 +117,29 @@ def _check_consistent(meta: dict, meta_path: Path) -> None:
     if norm.get("applied") == "outside":
         if len(norm.get("mean", ())) != len(channels) or len(norm.get("std", ())) != len(channels):
             raise BundleError(f"{meta_path} is corrupt: normalisation mean/std do not match the channels")
-    if not isinstance(meta["files"], dict) or MODEL_FILES[("onnxruntime", "fp32")] not in meta["files"]:
-        raise BundleError(f"{meta_path} is incomplete: it lists no model.onnx")
+    if not isinstance(meta["files"], dict) or REFERENCE_FILE not in meta["files"]:
+        raise BundleError(f"{meta_path} is incomplete: it lists no {REFERENCE_FILE}")
     for name, entry in meta["files"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise BundleError(f"{meta_path} is corrupt: files[{name!r}] has no sha256")
+
+
+def is_bundle_dir(path: str | Path) -> bool:
+    """True when ``path`` is a directory whose ``metadata.json`` declares a c3t-edge bundle (of any
+    format version; the model files are not checked). ``c3t-edge export --overwrite`` replaces only
+    such a directory."""
+    meta_path = Path(path) / METADATA_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == BUNDLE_FORMAT
+
+
+def quantization_section(meta: Mapping[str, Any]) -> dict:
+    """The metadata section that says which real windows set the INT8 activation ranges and how each
+    engine quantized: ``quantization`` (``calibration`` in bundles exported before the rename)."""
+    return dict(meta.get("quantization") or meta.get("calibration") or {})
 
 
 def verify_file(bundle: Path, meta: dict, name: str) -> Path:
@@ -294,25 +308,46 @@ def load_bundle(path: str | Path | None = "default", precision: str = "fp32", en
                 *, threads: int | None = 1, verify: bool = True) -> Bundle:
     """Load a model bundle directory (or ``"default"``, the one shipped with c3t-edge).
 
-    ``precision`` (``fp32`` | ``int8``) and ``engine`` (``onnxruntime`` | ``tflite``) choose the
-    model file; ``threads`` is the engine's intra-op thread count (1: lowest latency per window on a
-    small device; ``None``: the engine's default). With ``verify`` the file's sha256 is checked
-    against the metadata. Raises :class:`~c3t_edge.errors.BundleError` with one clear line when the
-    bundle is missing, corrupt, incomplete, of an unknown format version, or lacks the chosen file.
+    ``precision`` (``fp32`` | ``int8``) and ``engine`` (``onnxruntime`` | ``tflite``, or another
+    registered in :mod:`c3t_edge.backends`) choose the model file; ``threads`` is the engine's
+    intra-op thread count (1: lowest latency per window on a small device; ``None``: the engine's
+    default). With ``verify`` the file's sha256 is checked against the metadata. Raises
+    :class:`~c3t_edge.errors.BundleError` with one clear line when the bundle is missing, corrupt,
+    incomplete, of an unknown format version, or lacks the chosen file.
     """
-    if engine not in ENGINES:
-        raise BundleError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
-    if precision not in PRECISIONS:
-        raise BundleError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    if engine not in engine_names():
+        raise BundleError(f"unknown engine {engine!r}: choose from {', '.join(engine_names())}")
     bundle = resolve_bundle_path(path)
     meta = read_metadata(bundle)
-    name = MODEL_FILES[(engine, precision)]
-    if name not in meta["files"]:
-        why = meta.get("missing_files", {}).get(name, "it was not exported")
-        raise BundleError(f"{bundle} has no {precision} {engine} model ({name}: {why})")
-    model_path = verify_file(bundle, meta, name) if verify else bundle / name
-    from c3t_edge.backends import open_backend
+    name = model_file_name(bundle, meta, engine, precision)
+    if verify:
+        verify_file(bundle, meta, name)
+    return open_model_file(bundle, meta, name, engine, precision, threads=threads)
 
+
+def model_file_name(bundle: Path, meta: Mapping[str, Any], engine: str, precision: str) -> str:
+    """The name of the bundle's ``precision`` file for ``engine``: the file the metadata lists with
+    that engine and precision, else the engine's usual name for it. A :class:`BundleError` says
+    why there is none (an unknown precision, or the reason ``missing_files`` gives)."""
+    for name, entry in meta["files"].items():
+        if entry.get("engine") == engine and entry.get("precision") == precision:
+            return name
+    usual = get_engine(engine).files
+    if precision not in usual:
+        raise BundleError(f"unknown precision {precision!r} for {engine}: choose from {', '.join(usual)}")
+    name = usual[precision]
+    if name in meta["files"]:
+        return name
+    why = meta.get("missing_files", {}).get(name, "it was not exported")
+    raise BundleError(f"{bundle} has no {precision} {engine} model ({name}: {why})")
+
+
+def open_model_file(bundle: Path, meta: dict, name: str, engine: str, precision: str, *,
+                    threads: int | None = 1) -> Bundle:
+    """Open file ``name`` (``engine``'s ``precision`` file) of the bundle at ``bundle``, with ``meta``
+    as its metadata - not read from disk, and the file not hash-checked: :func:`load_bundle` does
+    both; ``c3t-edge export`` measures parity this way before it writes ``metadata.json``."""
+    model_path = bundle / name
     backend = open_backend(model_path, engine, threads=threads)
     expected = len(meta["labels"])
     if backend.n_outputs is not None and backend.n_outputs != expected:
@@ -348,6 +383,7 @@ def describe(meta: Mapping[str, Any], path: Path) -> dict:
         "evaluation": meta.get("evaluation", {}),
         "accuracy": meta.get("accuracy", {}),
         "parity": meta.get("parity", {}),
+        "quantization": quantization_section(meta),
         "development_estimate": meta.get("development_estimate"),
         "note": meta.get("note"),
     }

@@ -17,9 +17,9 @@ dev=runs/dev-$method-wrist-depth
 ship=runs/shipped-$method-wrist-depth
 
 "$py" -m c3t_edge train "${recipe[@]}" --split development --out "$dev"
-"$py" -m c3t_edge export "$dev" --out "bundles/dev-$method-wrist-depth" --quiet
+"$py" -m c3t_edge export "$dev" --out "bundles/dev-$method-wrist-depth" --overwrite --quiet
 "$py" -m c3t_edge train "${recipe[@]}" --split all-subjects --out "$ship"
-"$py" -m c3t_edge export "$ship" --out c3t_edge/assets/default_bundle --quiet \
+"$py" -m c3t_edge export "$ship" --out c3t_edge/assets/default_bundle --overwrite --quiet \
     --held-out-reference "bundles/dev-$method-wrist-depth" \
     --note "Default bundle: '$method' (no IMU labels: depth camera supervision transferred to the wrist IMU), wrist actions 1-21, all subjects 1-6; the UMA method that measured best on the development protocol (results/uma_utd_mhad_wrist.json). Its own accuracy/parity figures are on its training subjects; development_estimate has the same recipe's figures on unseen subjects 2,4,6. Rebuilt by: bash scripts/ship_default_bundle.sh $method"
 "$py" -m c3t_edge info --model default

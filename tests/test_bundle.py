@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from c3t_edge import load_bundle
+from c3t_edge.backends import model_files
 from c3t_edge.bundle import (
     BUNDLE_FORMAT_VERSION,
-    MODEL_FILES,
     default_bundle_path,
     read_metadata,
     sha256_file,
@@ -153,8 +153,9 @@ def test_tflite_files_of_the_default_bundle_match_onnx():
 
 def test_int8_files_are_at_most_30_percent_of_fp32():
     meta = read_metadata("default")
+    files = model_files()
     for engine in ("onnxruntime", "tflite"):
-        fp32, int8 = MODEL_FILES[(engine, "fp32")], MODEL_FILES[(engine, "int8")]
+        fp32, int8 = files[(engine, "fp32")], files[(engine, "int8")]
         if fp32 in meta["files"] and int8 in meta["files"]:
             assert meta["files"][int8]["bytes"] <= 0.30 * meta["files"][fp32]["bytes"]
 

@@ -79,7 +79,8 @@ def test_metadata_describes_the_run(meta):
     assert meta["labels"] == list(UTD_MHAD_ACTIONS[:21])
     assert meta["training"]["method"] == "supervised" and meta["training"]["split"] == "development"
     assert meta["training"]["train_subjects"] == [1, 3, 5] and meta["training"]["test_subjects"] == [2, 4, 6]
-    assert "subjects 1,3,5" in meta["calibration"]["data"]  # calibrated on training subjects only
+    # a supervised run read the IMU of every training trial: its quantization data are those, never a test subject
+    assert meta["quantization"]["data"].startswith("training trials of subjects 1,3,5")
     assert meta["evaluation"]["subjects"] == [2, 4, 6] and meta["evaluation"]["held_out"] is True
     assert meta["hop_samples"] == 25 and meta["window_samples"] == 180
     assert set(meta["parity"]) == set(meta["files"])
@@ -201,7 +202,7 @@ def test_export_refusals(dev_run, tmp_path):
     proc = _cli("export", str(dev_run), "--out", str(busy))
     assert proc.returncode == 1 and "is not a bundle" in proc.stderr and (busy / "notes.txt").exists()
     proc = _cli("export", str(dev_run), "--out", str(tmp_path / "b"), "--quiet",
-                "--calibration-data", str(tmp_path / "nope"))
+                "--quant-data", str(tmp_path / "nope"))
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "does not exist" in proc.stderr
     proc = _cli("export", str(tmp_path / "no-run"), "--out", str(tmp_path / "c"))
@@ -224,7 +225,8 @@ def test_without_the_tflite_extra(dev_run, tmp_path):
     proc = subprocess.run([sys.executable, "-c", _WITHOUT_LITERT, "export", str(dev_run), "--out", str(out),
                            "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "litert-torch" in proc.stderr and "ONNX files only" in proc.stderr
+    assert "litert-torch" in proc.stderr
+    assert "the bundle is written without model.tflite, model.int8.tflite" in proc.stderr
     meta = verify_bundle(out)
     assert set(meta["files"]) == {"model.onnx", "model.int8.onnx"}
     assert set(meta["missing_files"]) == {"model.tflite", "model.int8.tflite"}
@@ -234,13 +236,13 @@ def test_without_the_tflite_extra(dev_run, tmp_path):
 def test_held_out_reference(bundle_dir):
     from c3t_edge.bundle import default_bundle_path
     from c3t_edge.errors import BundleError
-    from c3t_edge.export import _reference_estimate
+    from c3t_edge.export.metadata import reference_estimate
 
-    estimate = _reference_estimate(bundle_dir)
+    estimate = reference_estimate(bundle_dir)
     assert "subjects 1,3,5" in estimate["what"] and "subjects 2,4,6" in estimate["what"]
     assert estimate["accuracy"]["model.onnx"] == verify_bundle(bundle_dir)["accuracy"]["model.onnx"]
     with pytest.raises(BundleError, match="not on held-out subjects"):
-        _reference_estimate(default_bundle_path())  # an all-subjects bundle
+        reference_estimate(default_bundle_path())  # an all-subjects bundle
 
 
 def test_default_bundle_carries_a_held_out_estimate():

@@ -1,8 +1,10 @@
 """Export a run's IMU recogniser as a model bundle: ONNX FP32 + INT8, TFLite FP32 + INT8, metadata.
 
-INT8 files are calibrated on real windows from the run's training subjects (its dataset, or
---calibration-data DIR); the parity section compares every file with torch on the run's test
-subjects. TFLite files need the optional 'tflite' extra; without it the ONNX files are still written.
+INT8 activation ranges come from real quantization data: windows of the trials whose IMU the run's
+model was trained on (the paired trials for a label-free method; never a test subject), from the
+run's dataset or --quant-data DIR. The parity section compares every file with torch on the run's
+test subjects. TFLite files need the optional 'tflite' extra; without it the ONNX files are still
+written. --out must be new or empty; an existing bundle is replaced only with --overwrite.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from c3t_edge.export.targets import get_target, target_names
+
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'c3t-edge train'")
     parser.add_argument("--out", required=True, metavar="BUNDLE_DIR",
-                        help="bundle directory to write (replaced if it already holds a bundle)")
-    parser.add_argument("--calibration-data", metavar="DIR",
-                        help="dataset folder for INT8 calibration (its training subjects) and parity (its test "
-                             "subjects); default: the run's dataset")
-    parser.add_argument("--engine", choices=("onnxruntime", "tflite", "all"), default="all",
-                        help="which engines' files to write (ONNX is always written; default all)")
-    parser.add_argument("--target", choices=("mcu",), default=None,
-                        help="also write mcu/: the INT8 TFLite model as a C array, its TFLite Micro op list "
-                             "and an arena estimate")
+                        help="bundle directory to write: new or empty (an existing bundle needs --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it holds a bundle (a directory that is not a bundle is never deleted)")
+    parser.add_argument("--quant-data", metavar="DIR",
+                        help="dataset folder for the INT8 quantization data (its training side) and parity (its "
+                             "test subjects); default: the run's dataset")
+    parser.add_argument("--calibration-data", dest="calibration_data", metavar="DIR", help=argparse.SUPPRESS)
+    described = "; ".join(f"{name}: {get_target(name).help}" for name in target_names())
+    defaults = " and ".join(name for name in target_names() if get_target(name).default)
+    always = " and ".join(name for name in target_names() if get_target(name).required)
+    parser.add_argument("--target", action="append", choices=target_names(), default=None, metavar="TARGET",
+                        help=f"write this target and what it needs (repeatable; default: {defaults}; {always} is "
+                             f"always written). {described}")
+    parser.add_argument("--engine", choices=("onnxruntime", "tflite", "all"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hop", type=int, default=None, metavar="SAMPLES",
                         help="suggested streaming hop in samples (default 0.5 s)")
     parser.add_argument("--held-out-reference", metavar="BUNDLE",
@@ -33,18 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def run(args: argparse.Namespace) -> int:
-    from c3t_edge.errors import C3TEdgeError
+def _deprecated(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...] | None]:
+    """(quantization data folder, targets) from the options, honouring the old spellings
+    --calibration-data DIR and --engine E with a one-line notice each."""
+    quant_data, targets = args.quant_data, tuple(args.target) if args.target else None
+    if args.calibration_data is not None:
+        print("c3t-edge export: --calibration-data is deprecated, use --quant-data (a calibration is a sensor "
+              "profile)", file=sys.stderr)
+        quant_data = quant_data or args.calibration_data
+    if args.engine is not None:
+        print("c3t-edge export: --engine is deprecated, use --target", file=sys.stderr)
+        if args.engine != "all":
+            targets = (*(targets or ()), args.engine)
+    return quant_data, targets
 
-    if args.target == "mcu" and args.engine == "onnxruntime":
-        raise C3TEdgeError("--target mcu needs the INT8 TFLite file: drop --engine onnxruntime")
+
+def run(args: argparse.Namespace) -> int:
     from c3t_edge.export import export_bundle
 
-    engines = ("onnxruntime",) if args.engine == "onnxruntime" else ("onnxruntime", "tflite")
+    quant_data, targets = _deprecated(args)
     log = None if args.quiet else (lambda msg: print(f"export: {msg}", file=sys.stderr, flush=True))
-    meta = export_bundle(args.run_dir, args.out, calibration_data=args.calibration_data, engines=engines,
-                         target=args.target, hop_samples=args.hop, held_out_reference=args.held_out_reference,
-                         note=args.note, log=log)
+    meta = export_bundle(args.run_dir, args.out, quant_data=quant_data, targets=targets, overwrite=args.overwrite,
+                         hop_samples=args.hop, held_out_reference=args.held_out_reference, note=args.note, log=log)
     summary = {"bundle": args.out, "files": {n: e["bytes"] for n, e in meta["files"].items()},
                "accuracy": meta["accuracy"],
                "max_abs_logit_diff": {n: round(p["max_abs_logit_diff"], 7) for n, p in meta["parity"].items()},

@@ -11,11 +11,13 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from c3t_edge.backends import engine_names, precisions
+
     parser.add_argument("--model", default="default", metavar="BUNDLE",
                         help="model bundle directory, or 'default' (the bundle shipped with c3t-edge)")
-    parser.add_argument("--precision", choices=("fp32", "int8"), default=None,
+    parser.add_argument("--precision", choices=precisions(), default=None,
                         help="also load this precision's file (with --engine, default onnxruntime)")
-    parser.add_argument("--engine", choices=("onnxruntime", "tflite"), default=None,
+    parser.add_argument("--engine", choices=engine_names(), default=None,
                         help="also load this engine's file (with --precision, default fp32)")
     parser.add_argument("--json", action="store_true", help="one JSON object")
 
@@ -64,6 +66,9 @@ def _text(info: dict) -> str:
         lines.append(f"  {name:<18} missing: {why}")
     if evaluation:
         lines.append(f"evaluated on {evaluation.get('windows')} windows: {evaluation.get('data')}")
+    quantization = info.get("quantization")
+    if quantization:
+        lines.append(f"INT8 ranges  from {quantization.get('windows')} windows: {quantization.get('data')}")
     estimate = info.get("development_estimate")
     if estimate:
         acc = estimate.get("accuracy", {})

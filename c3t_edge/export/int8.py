@@ -1,7 +1,8 @@
 """ONNX FP32 -> static INT8 with onnxruntime: QDQ format, per-channel symmetric int8 weights, symmetric
 int8 activations.
 
-Calibration windows are real, standardised IMU windows from the run's *training* trials. The model
+The quantization windows that set the activation ranges are real, standardised IMU windows of the
+trials whose IMU the run's model was trained on (never a test subject). The model
 keeps float input and output (a QuantizeLinear node at the input, a DequantizeLinear at the output),
 so it is a drop-in replacement for ``model.onnx``.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from c3t_edge.export.to_onnx import INPUT_NAME
+from c3t_edge.export.metadata import INPUT_NAME
 
 
 class _WindowReader:
@@ -34,12 +35,13 @@ class _WindowReader:
         self._next = 0
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
-    """Quantize ``fp32_path`` into ``out_path`` calibrated on ``calibration`` (n, W, C) standardised.
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, quant_windows: np.ndarray) -> Path:
+    """Quantize ``fp32_path`` into ``out_path`` with activation ranges from ``quant_windows``
+    (n, W, C) float32, standardised.
 
-    Activation ranges are MinMax over the calibration windows, symmetric: on two development runs
+    Activation ranges are MinMax over the quantization windows, symmetric: on two development runs
     that kept 97-98% top-1 agreement with FP32, against 92-96% for asymmetric MinMax, entropy or
-    percentile calibration, at the same accuracy within a point.
+    percentile ranges, at the same accuracy within a point.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -48,7 +50,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(out_path), _WindowReader(calibration),
+        quantize_static(str(prepared), str(out_path), _WindowReader(quant_windows),
                         quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,

@@ -1,4 +1,4 @@
-"""``--target mcu``: the full-integer TFLite model as C source for TensorFlow Lite Micro.
+"""The ``mcu`` export target: the full-integer TFLite model as C source for TensorFlow Lite Micro.
 
 Writes into ``mcu/``:
 
@@ -21,6 +21,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from c3t_edge.backends import get_engine
+from c3t_edge.export.targets import ExportContext, TargetResult
 
 #: TFLite builtin op name -> MicroMutableOpResolver method, where the CamelCase rule does not give it.
 _RESOLVER_NAMES = {"BATCH_MATMUL": "AddBatchMatMul", "L2_NORMALIZATION": "AddL2Normalization",
@@ -151,3 +154,11 @@ def write_mcu(int8_tflite: str | Path, out_dir: str | Path, meta: dict) -> dict:
         "See `export/mcu.md` in the c3t-edge repository for a complete inference loop.\n")
     return {"files": sorted(p.name for p in out.iterdir()), **info,
             "input_quantization": q_in, "output_quantization": q_out}
+
+
+def convert(context: ExportContext) -> TargetResult:
+    """Write ``mcu/`` from the bundle's ``model.int8.tflite`` (written by the ``tflite`` target, which
+    this one needs); the result is the metadata's ``mcu`` section."""
+    int8_tflite = context.out / get_engine("tflite").files["int8"]
+    context.log("writing mcu/ (C array, op list, arena estimate)")
+    return TargetResult(section=write_mcu(int8_tflite, context.out / "mcu", context.metadata))

@@ -1,4 +1,5 @@
-"""torch -> ONNX FP32: one file, opset 18, dynamic batch, input ``imu`` (n, W, C), output ``logits``."""
+"""The ``onnxruntime`` export target: torch -> ONNX FP32 (one file, opset 18, dynamic batch, input ``imu``
+(n, W, C), output ``logits``), then static INT8 (:mod:`~c3t_edge.export.int8`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import torch
 from torch import nn
 
 from c3t_edge.errors import MissingDependencyError
+from c3t_edge.export.metadata import INPUT_NAME, OUTPUT_NAME
+from c3t_edge.export.targets import ExportContext, TargetResult
 
 OPSET = 18
-INPUT_NAME = "imu"
-OUTPUT_NAME = "logits"
 
 
 def export_onnx(model: nn.Module, path: str | Path, window_samples: int, channels: int) -> Path:
@@ -40,3 +41,17 @@ def export_onnx(model: nn.Module, path: str | Path, window_samples: int, channel
         onnx_logger.setLevel(level)
     program.save(str(path), external_data=False)
     return path
+
+
+def convert(context: ExportContext) -> TargetResult:
+    """Write ``model.onnx`` (FP32) and ``model.int8.onnx`` (static INT8, activation ranges from the
+    context's quantization windows); the FP32 entry records the opset."""
+    from c3t_edge.export.int8 import quantize_int8
+
+    fp32, int8 = context.files["fp32"], context.files["int8"]
+    context.log(f"exporting {fp32.name} (FP32)")
+    export_onnx(context.model, fp32, context.window_samples, context.channels)
+    context.log(f"quantizing {int8.name} (static INT8, QDQ, per-channel; {len(context.quant_windows)} "
+                "quantization windows)")
+    quantize_int8(fp32, int8, context.quant_windows)
+    return TargetResult(file_details={"fp32": {"opset": OPSET}})

@@ -1,8 +1,9 @@
-"""torch -> TFLite (LiteRT) through litert-torch, the optional ``tflite`` extra.
+"""The ``tflite`` export target: torch -> TFLite (LiteRT) through litert-torch, the optional ``tflite`` extra.
 
 - ``model.tflite``: FP32, batch 1, float input and output.
 - ``model.int8.tflite``: full-integer. PT2E static quantization (symmetric per-channel int8 weights,
-  int8 activations) calibrated on the same real training windows as the ONNX INT8 file; litert-torch
+  int8 activations) with activation ranges from the same real quantization windows as the ONNX INT8
+  file; litert-torch
   then lowers it with int8 input and int8 output tensors, whose scale/zero-point are read from the
   file by the runtime (and recorded in the metadata for MCU users).
 """
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from c3t_edge.errors import MissingDependencyError
+from c3t_edge.export.targets import ExportContext, TargetResult
 
 
 @contextlib.contextmanager
@@ -51,13 +53,23 @@ def _litert_torch():
     return litert_torch, pt2e_quantizer, quant_config, quantize_pt2e
 
 
+def convert(context: ExportContext) -> TargetResult:
+    """Write ``model.tflite`` and ``model.int8.tflite``; each file's entry records its input/output
+    dtypes, shapes and quantization parameters."""
+    fp32, int8 = context.files["fp32"], context.files["int8"]
+    context.log(f"converting {fp32.name} and {int8.name} (litert-torch)")
+    export_tflite(context.model, fp32, int8, context.quant_windows)
+    return TargetResult(file_details={"fp32": _io_details(fp32), "int8": _io_details(int8)})
+
+
 def export_tflite(model: nn.Module, fp32_path: str | Path, int8_path: str | Path,
-                  calibration: np.ndarray, max_calibration: int = 1024) -> dict[str, dict]:
-    """Write the FP32 and full-integer INT8 TFLite files; returns per-file metadata extras
-    (input/output dtypes and quantization parameters). ``calibration`` is (n, W, C) standardised."""
+                  quant_windows: np.ndarray, max_quant_windows: int = 1024) -> None:
+    """Write the FP32 and full-integer INT8 TFLite files. ``quant_windows`` (n, W, C) float32,
+    standardised, set the activation ranges (at most ``max_quant_windows`` of them, a fixed random
+    choice, are run)."""
     litert_torch, pt2e_quantizer, quant_config, quantize_pt2e = _litert_torch()
     model = model.eval()
-    example = (torch.from_numpy(np.ascontiguousarray(calibration[:1], np.float32)),)
+    example = (torch.from_numpy(np.ascontiguousarray(quant_windows[:1], np.float32)),)
     with _quiet(), torch.no_grad():
         litert_torch.convert(model, example).export(str(fp32_path))
 
@@ -66,14 +78,13 @@ def export_tflite(model: nn.Module, fp32_path: str | Path, int8_path: str | Path
             pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
         prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
         rng = np.random.default_rng(0)
-        chosen = calibration if len(calibration) <= max_calibration else \
-            calibration[np.sort(rng.choice(len(calibration), max_calibration, replace=False))]
+        chosen = quant_windows if len(quant_windows) <= max_quant_windows else \
+            quant_windows[np.sort(rng.choice(len(quant_windows), max_quant_windows, replace=False))]
         for window in chosen:
             prepared(torch.from_numpy(np.ascontiguousarray(window[None], np.float32)))
         converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
         litert_torch.convert(converted, example,
                              quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(str(int8_path))
-    return {Path(fp32_path).name: _io_details(fp32_path), Path(int8_path).name: _io_details(int8_path)}
 
 
 def _io_details(path: str | Path) -> dict:
