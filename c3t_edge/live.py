@@ -106,7 +106,11 @@ class LiveSession:
 
     async def __aenter__(self) -> LiveSession:
         self.transport.on_event = self._on_event
-        await self.transport.open()
+        try:
+            await self.transport.open()
+        except BaseException:
+            self.transport.on_event = self._user_on_event
+            raise
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):

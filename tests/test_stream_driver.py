@@ -9,12 +9,13 @@ import argparse
 import asyncio
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 from _pty import raw_pty_at
 from _runtime import AxisModel, synthetic_session
 
-from c3t_edge.errors import CalibrationError
+from c3t_edge.errors import CalibrationError, ProtocolError
 from c3t_edge.live import HELLO, LiveSession
 from c3t_edge.protocol import CommandCode, command_bytes
 from c3t_edge.recording import RecordingReader
@@ -83,22 +84,33 @@ async def until(predicate, timeout: float = 10.0, what: str = "condition") -> No
         await asyncio.sleep(0.01)
 
 
-async def unplug_replug_and_expect_hello(device: PtyDevice, task: asyncio.Task) -> None:
-    """Hello on open; frames; unplug for a while; replug; hello again before the device sends a byte."""
+async def unplug_replug_and_expect_hello(device: PtyDevice, task: asyncio.Task,
+                                         received: Callable[[], int]) -> None:
+    """Hello on open; frames; unplug for a while; replug; hello again before the device sends a byte.
+    ``received()``: how many bytes reached the consumer so far."""
     await until(lambda: HELLO_BYTES in device.poll() or task.done(), what="the first hello")
     assert not task.done(), task.exception()
-    for data in FRAMES[:20]:  # DEVICE_INFO and 20 frames of samples
-        device.send(data)
-    await asyncio.sleep(0.3)
+    before = b"".join(FRAMES[:20])  # DEVICE_INFO and 19 frames of samples
+    device.send(before)
+    await until(lambda: received() >= len(before) or task.done(), what="the frames before the unplug")
     device.unplug()
     await asyncio.sleep(0.3)
     device.plug()
     await until(lambda: HELLO_BYTES in device.poll() or task.done(), what="the hello after the reconnection")
     assert not task.done(), task.exception()
     assert device.poll().startswith(HELLO_BYTES)  # the first bytes on the new link, unprompted by data
-    for data in FRAMES[20:40]:  # the stream goes on after the outage
-        device.send(data)
-    await asyncio.sleep(0.3)
+    after = b"".join(FRAMES[20:40])  # the stream goes on after the outage
+    device.send(after)
+    await until(lambda: received() >= len(before) + len(after) or task.done(), what="the frames after it")
+
+
+def recorded_bytes(path) -> int:
+    """Data bytes in a recording that may still be growing (0 before its header is written)."""
+    try:
+        with RecordingReader(path) as reader:
+            return sum(len(data) for _, data in reader.chunks())
+    except ProtocolError:
+        return 0
 
 
 def link_events(path) -> list[str]:
@@ -111,9 +123,10 @@ def test_stream_says_hello_again_after_a_reconnection(device):
         sink, stop = ListSink(), asyncio.Event()
         from c3t_edge.runtime.runner import PortOptions, run_port
 
-        task = asyncio.create_task(run_port(device.link, StreamPipeline(AxisModel()), sink, stop=stop,
+        pipeline = StreamPipeline(AxisModel())
+        task = asyncio.create_task(run_port(device.link, pipeline, sink, stop=stop,
                                             handle_signals=False, options=PortOptions(reconnect=FAST)))
-        await unplug_replug_and_expect_hello(device, task)
+        await unplug_replug_and_expect_hello(device, task, lambda: pipeline.decoder.stats.bytes)
         stop.set()
         return sink, await asyncio.wait_for(task, 10)
 
@@ -132,7 +145,7 @@ def test_record_says_hello_again_and_stores_the_link_events(device, tmp_path):
     async def main():
         stop = asyncio.Event()
         task = asyncio.create_task(_record(args, stop=stop))
-        await unplug_replug_and_expect_hello(device, task)
+        await unplug_replug_and_expect_hello(device, task, lambda: recorded_bytes(out))
         stop.set()
         return await asyncio.wait_for(task, 10)
 
@@ -153,7 +166,7 @@ def test_guided_calibration_says_hello_again_and_saves_the_link_events(device, t
         transport = open_transport(device.link, reconnect=FAST)
         task = asyncio.create_task(guided_session(transport, save_recording=str(kept), stop=stop,
                                                   say=said.append, step_timeout_s=60))
-        await unplug_replug_and_expect_hello(device, task)
+        await unplug_replug_and_expect_hello(device, task, lambda: recorded_bytes(kept))
         stop.set()
         with pytest.raises(CalibrationError, match="interrupted"):
             await asyncio.wait_for(task, 10)

@@ -113,6 +113,8 @@ class ReplayTransport(Transport):
         if producer is not None:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
+        if self._queue is not None and not self._closed and not self._queue.full():
+            self._queue.put_nowait(None)  # a read() waiting on an empty queue returns None
         self._closed = True
         self.stats.connected = False
         if self._reader is not None:
