@@ -282,3 +282,14 @@ def test_protocol_and_decode_command_do_not_import_torch() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_protocol_layer_imports_nothing_above_it() -> None:
+    """The protocol layer is the bottom of the runtime: it needs only c3t_edge.errors."""
+    code = (
+        "import sys, c3t_edge.protocol; "
+        "above = [m for m in sys.modules if m.startswith('c3t_edge.') "
+        "and not m.startswith('c3t_edge.protocol') and m != 'c3t_edge.errors']; "
+        "assert not above, above"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
