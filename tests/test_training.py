@@ -75,7 +75,7 @@ def test_evaluate_command_writes_json_table_and_plots(utd_mhad_dir, tmp_path):
     assert "camera" not in data["distortions"]["shift_s"]["0.5"]          # the camera never sees the IMU
     assert (tmp_path / "results" / "smoke_confusion_supervised.png").stat().st_size > 1000
     assert out.with_suffix(".png").is_file()
-    assert np.asarray(data["confusion_summed_over_seeds"]["camera"]).sum() == 323
+    assert np.asarray(data["methods"]["camera"]["confusion_summed_over_seeds"]).sum() == 323
 
 
 def test_wrong_flag_is_one_line():

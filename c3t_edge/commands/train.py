@@ -47,8 +47,17 @@ def base_config(args: argparse.Namespace, method: str, seed: int = 0):
     return config
 
 
+def method_name(text: str) -> str:
+    """``--method`` value: a name in the method registry (argparse reports anything else as a wrong flag)."""
+    from c3t_edge.methods import METHODS
+
+    if text not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown method {text!r}: choose from {', '.join(METHODS)}")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", required=True, metavar="NAME",
+    parser.add_argument("--method", required=True, metavar="NAME", type=method_name,
                         help="supervised, camera, st, ca, c3t, distill-align (or a registered method)")
     add_common_training_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
