@@ -1,15 +1,16 @@
-"""Compare method *variants* on the development protocol (how the UMA defaults were chosen).
+"""Compare method *variants* label-free, on inner folds of the training subjects (how variants are explored).
 
 Each ``--variant LABEL=METHOD[,KEY=VALUE...]`` is a method's default configuration with settings
-applied (the same ``KEY=VALUE`` as ``c3t-edge train --set``). Variants of one process share the
-camera model of a seed, so several C3T variants cost one camera training. Only development-protocol
-test subjects (2, 4, 6) are used: never tune on anything a shipped model is judged on.
+applied (the same ``KEY=VALUE`` as ``c3t-edge train --set``). Every variant is trained on the
+leave-one-subject-out folds inside the split's training subjects (1, 3, 5 for the development
+split) and scored by its IMU model's **agreement with the camera teacher** on the held-out
+subject's paired clips - no IMU label, no test subject. The fold accuracy is printed beside it for
+the record; never choose on it. Test subjects are touched by ``c3t-edge evaluate`` only, once.
 
-    python bench/tune_uma.py --seeds 0,1,2 --out /tmp/tune.json \\
-        --variant st=st --variant ca=ca --variant c3t=c3t --variant c3t-nopos=c3t,head_position=false
+    python bench/tune_uma.py --seeds 0 --out /tmp/tune.json \\
+        --variant st=st --variant c3t=c3t --variant c3t-nopos=c3t,head_position=false
 
-Prints accuracy per variant and the drop under test-time IMU shifts; ``--merge A.json B.json``
-prints the seed-weighted means of files written by runs with different seeds.
+Variants of one process share the camera teacher of a fold. Prints one row per variant.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 
 def parse_variant(text: str, camera: str, placement: str):
@@ -33,54 +33,48 @@ def parse_variant(text: str, camera: str, placement: str):
     return label, config
 
 
-def merge(paths: list[str]) -> str:
-    accs: dict[str, list[float]] = {}
-    shifts: dict[str, dict[str, list[float]]] = {}
-    for path in paths:
-        results = json.loads(Path(path).read_text())
-        for name, m in results["methods"].items():
-            accs.setdefault(name, []).extend(m["accuracies"])
-        for level, by_name in results.get("distortions", {}).get("shift_s", {}).items():
-            for name, acc in by_name.items():
-                shifts.setdefault(name, {}).setdefault(level, []).extend([acc] * len(results["seeds"]))
-    levels = sorted({lv for s in shifts.values() for lv in s}, key=float)
-    lines = [f"{'variant':>22} {'n':>2} {'acc':>6} {'std':>5}  " + " ".join(f"{lv:>6}" for lv in levels)
-             + "   (shift: drop in points)"]
-    for name, values in accs.items():
-        mean = 100 * np.mean(values)
-        drops = " ".join(f"{mean - 100 * np.mean(shifts[name][lv]):6.1f}" if lv in shifts.get(name, {})
-                         else f"{'':>6}" for lv in levels)
-        lines.append(f"{name:>22} {len(values):2d} {mean:6.1f} {100 * np.std(values):5.1f}  {drops}")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=METHOD[,KEY=VALUE...]")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (per fold)")
     parser.add_argument("--camera", default="depth")
     parser.add_argument("--placement", default="all")
+    parser.add_argument("--split", default="development", help="whose training subjects give the folds")
     parser.add_argument("--data", default=None)
-    parser.add_argument("--no-shift", action="store_true", help="skip the test-time shift levels")
-    parser.add_argument("--out", help="write the results JSON here")
-    parser.add_argument("--merge", nargs="+", metavar="JSON", help="only print the merged table of these")
+    parser.add_argument("--steps", type=int, help="optimiser steps per stage for every variant and the teacher")
+    parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args(argv)
-    if args.merge:
-        print(merge(args.merge))
-        return 0
-    from c3t_edge.evaluation import run_evaluation
+    from c3t_edge.methods import default_config
+    from c3t_edge.selection import score_configs
+    from c3t_edge.training import fit_method, load_arrays, make_split
 
     configs = dict(parse_variant(v, args.camera, args.placement) for v in args.variant)
     if not configs:
         parser.error("give at least one --variant")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    results = run_evaluation(configs, seeds, args.data, [] if args.no_shift else ["shift"],
-                             command="python " + " ".join(sys.argv), progress=False)
+    steps = {"steps": args.steps} if args.steps else {}
+    configs = {label: replace(config, **steps) for label, config in configs.items()}
+    base = next(iter(configs.values()))
+    arrays = load_arrays(args.data, replace(base, method="camera"))
+    split = make_split(arrays, args.split)
+    teacher = default_config("camera", camera=args.camera, placement=args.placement, **steps)
+    teachers: dict = {}
+
+    def fit(config, fold):
+        if config.method != "camera":
+            return fit_method(config, arrays, fold)[0]
+        key = (config.seed, fold.name)
+        if key not in teachers:
+            teachers[key] = fit_method(config, arrays, fold)[0]
+        return teachers[key]
+
+    rows = score_configs(configs, teacher, arrays, split, fit, seeds=[int(s) for s in args.seeds.split(",")])
+    print(f"{'variant':>24} {'agreement':>9} {'fold acc (not used)':>20}  per fold")
+    for row in rows:
+        print(f"{row['label']:>24} {100 * row['teacher_agreement']:8.1f}% {100 * row['fold_accuracy_not_used']:19.1f}%"
+              f"  {row['per_fold_agreement']}")
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-        print(merge([args.out]))
-    else:
-        json.dump(results["methods"], sys.stdout, indent=1)
+        Path(args.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "split": args.split,
+                                              "rows": rows}, indent=1) + "\n")
     return 0
 
 

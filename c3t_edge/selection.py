@@ -73,38 +73,51 @@ def teacher_agreement(student: Method, teacher: Method, arrays: TrialArrays, ind
 FitFn = Callable[[TrainConfig, UmaSplit], Method]
 
 
-def select(name: str, base: TrainConfig, space: Sequence[Sequence[str]], teacher: TrainConfig,
-           arrays: TrialArrays, split: UmaSplit, fit: FitFn, *, seeds: Sequence[int] = (0,), log=sys.stderr) -> dict:
-    """Choose ``name``'s configuration from ``space`` on the inner folds of ``split`` by mean agreement
-    with the camera teacher ``teacher`` (a ``camera`` configuration; ties: the earlier candidate).
-    ``fit(config, split)`` returns a fitted method. Returns the record stored in the results file
-    (``chosen``, every candidate's scores, the budget)."""
+def score_configs(configs: dict[str, TrainConfig], teacher: TrainConfig, arrays: TrialArrays, split: UmaSplit,
+                  fit: FitFn, *, seeds: Sequence[int] = (0,), log=sys.stderr) -> list[dict]:
+    """Each configuration (label -> config) trained on every inner fold of ``split`` (and seed) and
+    scored by agreement with the camera teacher ``teacher`` (a ``camera`` configuration) on the
+    held-out subject's paired clips. ``fit(config, split)`` returns a fitted method. One row per
+    label: mean agreement, the fold accuracy (IMU labels; for the record, never for choosing),
+    per-fold agreements and the optimiser steps of one fit."""
     folds = inner_folds(arrays, split)
     rows = []
-    for candidate in candidates(base, space):
-        agreements, accuracies = [], []
+    for label, config in configs.items():
+        agreements, accuracies, steps = [], [], 0
         for seed in seeds:
             for fold in folds:
                 camera = fit(replace(teacher, seed=seed), fold)
-                student = fit(replace(candidate.config, seed=seed), fold)
+                student = fit(replace(config, seed=seed), fold)
                 steps = student.optimiser_steps()
                 agreement, accuracy = teacher_agreement(student, camera, arrays, fold.test)
                 agreements.append(agreement)
                 accuracies.append(accuracy)
-        rows.append({"settings": list(candidate.settings), "label": candidate.label, "optimiser_steps": steps,
-                     "teacher_agreement": float(np.mean(agreements)),
+        rows.append({"label": label, "optimiser_steps": steps, "teacher_agreement": float(np.mean(agreements)),
                      "fold_accuracy_not_used": float(np.mean(accuracies)),
                      "per_fold_agreement": [round(a, 4) for a in agreements]})
-        print(f"  select {name:>14} {candidate.label:<28} agreement {rows[-1]['teacher_agreement']:.3f}  "
+        print(f"  score {label:<40} agreement {rows[-1]['teacher_agreement']:.3f}  "
               f"(fold accuracy, not used: {rows[-1]['fold_accuracy_not_used']:.3f})", file=log, flush=True)
+    return rows
+
+
+def select(name: str, base: TrainConfig, space: Sequence[Sequence[str]], teacher: TrainConfig,
+           arrays: TrialArrays, split: UmaSplit, fit: FitFn, *, seeds: Sequence[int] = (0,), log=sys.stderr) -> dict:
+    """Choose ``name``'s configuration from ``space`` on the inner folds of ``split`` by mean agreement
+    with the camera teacher (:func:`score_configs`; ties: the earlier candidate). Returns the record
+    stored in the results file (``chosen``, every candidate's scores, the budget)."""
+    options = candidates(base, space)
+    rows = score_configs({f"{name} {c.label}": c.config for c in options}, teacher, arrays, split, fit,
+                         seeds=seeds, log=log)
+    for row, candidate in zip(rows, options, strict=True):
+        row.update(label=candidate.label, settings=list(candidate.settings))
     best = max(range(len(rows)), key=lambda i: (rows[i]["teacher_agreement"], -i))
-    chosen = candidates(base, space)[best]
-    return {"chosen": list(chosen.settings), "chosen_label": chosen.label, "candidates": rows,
+    folds = inner_folds(arrays, split)
+    return {"chosen": rows[best]["settings"], "chosen_label": rows[best]["label"], "candidates": rows,
             "folds": [f"train {','.join(map(str, f.train_subjects))}; score on subject {f.test_subjects[0]}'s "
                       f"paired trials ({len(f.test)} clips)" for f in folds],
             "budget": {"configurations": len(rows), "folds": len(folds), "seeds": list(seeds),
-                       "optimiser_steps": sum(r["optimiser_steps"] for r in rows) * len(folds) * len(seeds),
-                       "fits": len(rows) * len(folds) * len(seeds)},
+                       "fits": len(rows) * len(folds) * len(seeds),
+                       "optimiser_steps": sum(r["optimiser_steps"] for r in rows) * len(folds) * len(seeds)},
             "score": "agreement of the IMU prediction with the camera teacher's prediction on the held-out "
                      "training subject's paired clips (no IMU label)"}
 
