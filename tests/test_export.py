@@ -2,14 +2,16 @@
 INT8 accuracy are asserted, and the MCU target is generated.
 
 Needs the UTD-MHAD folder (skips without it) and torch; the TFLite files need the optional
-``tflite`` extra (litert-torch): without it the export must still write the ONNX files and say why
-the TFLite ones are missing, which these tests then check instead.
+``tflite`` extra (litert-torch), which CI installs: there (``CI`` set) a missing converter fails these
+tests; elsewhere they check instead that the export still writes the ONNX files and says why the
+TFLite ones are missing.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,11 +25,15 @@ pytest.importorskip("torch", reason="export needs the 'train' extra (torch)")
 pytest.importorskip("onnx", reason="export needs the 'train' extra (onnx)")
 
 from c3t_edge import load_bundle  # noqa: E402
-from c3t_edge.bundle import verify_bundle  # noqa: E402
+from c3t_edge.backends import register_engine, unregister_engine  # noqa: E402
+from c3t_edge.bundle import is_bundle_dir, sha256_file, verify_bundle  # noqa: E402
 from c3t_edge.cli import main  # noqa: E402
 from c3t_edge.data.actions import UTD_MHAD_ACTIONS  # noqa: E402
+from c3t_edge.errors import BundleError  # noqa: E402
+from c3t_edge.export.targets import ExportTarget, register_target, unregister_target  # noqa: E402
 
-HAVE_CONVERTER = importlib.util.find_spec("litert_torch") is not None
+#: CI installs the 'tflite' extra: there the TFLite tests must run, and fail if the converter is missing.
+HAVE_CONVERTER = importlib.util.find_spec("litert_torch") is not None or bool(os.environ.get("CI"))
 needs_converter = pytest.mark.skipif(not HAVE_CONVERTER,
                                      reason="TFLite conversion needs the 'tflite' extra (pip install litert-torch)")
 
@@ -252,3 +258,213 @@ def test_default_bundle_carries_a_held_out_estimate():
     assert estimate["training"]["split"] == "development" and estimate["windows"] > 0
     fp32 = estimate["accuracy"]["model.onnx"]
     assert estimate["accuracy"]["model.int8.onnx"] >= fp32 - 0.01
+
+
+# ------------------------------------------------------------------ the --out directory and crashes
+
+def _export(run: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    return _cli("export", str(run), "--out", str(out), "--quiet", *args)
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_out_is_replaced_only_when_it_is_a_bundle_and_overwrite_is_given(dev_run, bundle_dir, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    for extra in ((), ("--overwrite",)):  # a directory that is not a bundle: refused, even with --overwrite
+        proc = _export(dev_run, busy, "--target", "onnxruntime", *extra)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and "is not a bundle" in lines[0], proc.stderr
+        assert _contents(busy) == {"notes.txt": b"mine"}
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    proc = _export(dev_run, a_file, "--overwrite")
+    assert proc.returncode == 1 and "is not a directory" in proc.stderr and a_file.read_text() == "mine"
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    before = _contents(bundle)
+    proc = _export(dev_run, bundle, "--target", "onnxruntime")  # a bundle without --overwrite: refused
+    assert proc.returncode == 1 and "already holds a bundle: pass --overwrite" in proc.stderr
+    assert _contents(bundle) == before
+
+    (bundle / "left-by-hand.txt").write_text("stale")
+    proc = _export(dev_run, bundle, "--target", "onnxruntime", "--overwrite")  # a bundle with --overwrite: replaced
+    assert proc.returncode == 0, proc.stderr
+    meta = verify_bundle(bundle)
+    assert sorted(p.name for p in bundle.iterdir()) == ["metadata.json", "model.int8.onnx", "model.onnx"]
+    assert set(meta["missing_files"]) == {"model.tflite", "model.int8.tflite"}
+    assert "targets asked for: onnxruntime" in meta["missing_files"]["model.tflite"]
+    assert meta["files"]["model.onnx"]["sha256"] == sha256_file(bundle_dir / "model.onnx")  # export is deterministic
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _export(dev_run, empty, "--target", "onnxruntime").returncode == 0  # an empty directory is fine
+    assert is_bundle_dir(empty)
+
+
+_CRASH = """
+import os, sys
+from c3t_edge.export.targets import ExportTarget, register_target
+
+def crash(*_args, **_kwargs):
+    os._exit(3)  # a hard crash: no exception, no clean-up
+
+if sys.argv[1] == "conversion":  # a converter dies after the reference files are written
+    register_target(ExportTarget("crash", crash, "dies mid-way", needs=("onnxruntime",)))
+    args = ["--target", "crash"]
+else:  # every file is written; the process dies while measuring parity
+    import c3t_edge.export.parity
+    c3t_edge.export.parity.measure_parity = crash
+    args = ["--target", "onnxruntime"]
+from c3t_edge.cli import main
+sys.exit(main(sys.argv[2:] + args))
+"""
+
+
+@pytest.mark.parametrize("stage", ["conversion", "parity"])
+def test_a_crash_mid_export_leaves_no_loadable_bundle(dev_run, tmp_path, stage):
+    out = tmp_path / "crashed"
+    proc = subprocess.run([sys.executable, "-c", _CRASH, stage, "export", str(dev_run), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr
+    assert (out / "model.onnx").is_file() and (out / "model.int8.onnx").is_file()  # written before the crash
+    assert not (out / "metadata.json").exists() and not is_bundle_dir(out)
+    with pytest.raises(BundleError, match="metadata.json is missing"):
+        load_bundle(out)
+    left = _contents(out)
+    proc = _export(dev_run, out, "--overwrite")  # what a crash left is not a bundle: never deleted
+    assert proc.returncode == 1 and "is not a bundle" in proc.stderr and _contents(out) == left
+
+
+def test_a_failed_conversion_removes_what_it_wrote(dev_run, bundle_dir, tmp_path, capsys):
+    def broken(context):
+        (context.out / "half-written.bin").write_bytes(b"\0" * 64)
+        raise BundleError("the converter broke")
+
+    register_target(ExportTarget("broken", broken, "fails after writing a file", needs=("onnxruntime",)))
+    try:
+        out = tmp_path / "new"
+        assert main(["export", str(dev_run), "--out", str(out), "--quiet", "--target", "broken"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "the converter broke" in err[0]
+        assert not out.exists()
+        replaced = tmp_path / "replaced"
+        shutil.copytree(bundle_dir, replaced)
+        assert main(["export", str(dev_run), "--out", str(replaced), "--quiet", "--overwrite",
+                     "--target", "broken"]) == 1
+        assert replaced.is_dir() and list(replaced.iterdir()) == []  # neither the old bundle nor half a new one
+    finally:
+        unregister_target("broken")
+
+
+def test_quant_data_replaces_calibration_data(dev_run, tmp_path):
+    proc = _export(dev_run, tmp_path / "b", "--calibration-data", str(tmp_path / "nope"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 2
+    assert "--calibration-data is deprecated, use --quant-data" in lines[0] and "does not exist" in lines[1]
+    assert "--quant-data" in lines[1]
+    help_text = _cli("export", "--help").stdout
+    assert "--quant-data" in help_text and "--calibration-data" not in help_text
+
+
+# ---------------------------------------------------------------------------- an extra export target
+
+@pytest.fixture
+def torch_export_target():
+    """The ``torch-export`` engine and target of tests/_torch_export_target.py, registered for one test."""
+    from _torch_export_target import ENGINE, TARGET
+
+    register_engine(ENGINE)
+    register_target(TARGET)
+    yield TARGET
+    unregister_target(TARGET.name)
+    unregister_engine(ENGINE.name)
+
+
+def test_an_extra_target_is_one_module_and_one_registration(dev_run, tmp_path, torch_export_target, test_windows,
+                                                            capsys):
+    out = tmp_path / "with-pt2"
+    assert main(["export", str(dev_run), "--out", str(out), "--quiet", "--target", "torch-export"]) == 0
+    capsys.readouterr()
+    meta = verify_bundle(out)
+    assert set(meta["files"]) == {"model.onnx", "model.int8.onnx", "model.pt2"}  # it, and the reference target
+    entry = meta["files"]["model.pt2"]
+    assert entry["engine"] == "torch-export" and entry["precision"] == "fp32" and entry["torch"]
+    assert entry["sha256"] == sha256_file(out / "model.pt2")
+    assert meta["parity"]["model.pt2"]["max_abs_logit_diff"] <= 1e-4
+    assert meta["parity"]["model.pt2"]["top1_agreement"] == 1.0
+    imu, _, torch_logits = test_windows
+    bundle = load_bundle(out, engine="torch-export")
+    assert bundle.model_path.name == "model.pt2"
+    np.testing.assert_allclose(bundle.predict_logits(imu), torch_logits, atol=1e-4)
+    assert main(["info", "--model", str(out), "--engine", "torch-export"]) == 0
+    assert "loaded       model.pt2 on torch-export: ok" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- quantization data of label-free methods
+
+def _label_free_methods() -> list[str]:
+    from c3t_edge.methods import METHODS
+
+    return [name for name, cls in METHODS.items() if not cls.uses_imu_labels and cls.predicts_from == "imu"]
+
+
+@pytest.fixture(scope="session")
+def development_arrays(utd_mhad_dir):
+    from c3t_edge.methods import default_config
+    from c3t_edge.training import load_arrays, make_split
+
+    arrays = load_arrays(utd_mhad_dir, default_config("supervised", placement="wrist"))
+    return arrays, make_split(arrays, "development")
+
+
+@pytest.mark.parametrize("method_name", _label_free_methods())
+def test_quantization_data_of_a_label_free_method_are_its_paired_trials(development_arrays, method_name):
+    from c3t_edge.export.quant_data import QUANT_SHIFTS_S, quantization_windows
+    from c3t_edge.methods import build_method, default_config
+
+    arrays, split = development_arrays
+    method = build_method(default_config(method_name, placement="wrist"))
+    # The IMU this method must never see - the labelled camera set's and the test subjects' - is NaN here.
+    guarded = arrays.with_imu_hidden(np.concatenate([split.labelled_camera, split.test]))
+    quant = quantization_windows(method, guarded, split)
+    assert np.isfinite(quant.windows).all()
+    assert sorted(set(quant.trials)) == sorted(split.paired)
+    assert len(quant.windows) == len(QUANT_SHIFTS_S) * len(split.paired)
+    assert set(arrays.subjects[quant.trials]) <= set(split.train_subjects)
+    first_shift = int(round(QUANT_SHIFTS_S[0] * arrays.config.imu_rate_hz))
+    np.testing.assert_array_equal(quant.windows[:len(split.paired)],
+                                  arrays.windows(split.paired, shift_samples=first_shift, with_camera=False)[0])
+    assert quant.description.startswith("paired trials")
+
+
+def test_quantization_data_of_supervised_are_all_training_trials(development_arrays):
+    from c3t_edge.export.quant_data import quantization_windows
+    from c3t_edge.methods import build_method, default_config
+
+    arrays, split = development_arrays
+    method = build_method(default_config("supervised", placement="wrist"))
+    assert sorted(set(quantization_windows(method, arrays, split).trials)) == sorted(split.train)
+    guarded = arrays.with_imu_hidden(split.labelled_camera)  # supervised did read this IMU: the guard shows it
+    assert np.isnan(quantization_windows(method, guarded, split).windows).any()
+
+
+def test_a_label_free_bundle_is_quantized_on_its_paired_trials(utd_mhad_dir, tmp_path):
+    from c3t_edge.export.quant_data import QUANT_SHIFTS_S
+    from c3t_edge.methods import default_config
+    from c3t_edge.training import train_run
+
+    run = tmp_path / "st-run"
+    train_run(default_config("st", camera="skeleton", placement="wrist", steps=20), utd_mhad_dir, run)
+    paired = json.loads((run / "config.json").read_text())["data"]["paired_trials"]
+    out = tmp_path / "st-bundle"
+    assert _export(run, out, "--target", "onnxruntime").returncode == 0
+    meta = verify_bundle(out)
+    assert meta["training"]["method"] == "st" and meta["training"]["uses_imu_labels"] is False
+    assert meta["quantization"]["windows"] == len(QUANT_SHIFTS_S) * len(paired)
+    assert meta["quantization"]["data"].startswith("paired trials")
+    assert "subjects 1,3,5" in meta["quantization"]["data"]

@@ -69,6 +69,13 @@ def register_engine(engine: Engine) -> Engine:
     return engine
 
 
+def unregister_engine(name: str) -> None:
+    """Forget engine ``name`` (e.g. one a test registered); the built-in engines stay."""
+    if name in _BUILT_IN:
+        raise ValueError(f"engine {name!r} is built in")
+    _ENGINES.pop(name, None)
+
+
 def engine_names() -> tuple[str, ...]:
     """Registered engine names, in registration order (``onnxruntime`` first: its fp32 file is the
     reference file of every bundle)."""
@@ -106,6 +113,6 @@ def open_backend(model_path: str | Path, engine: str, *, threads: int | None = 1
 REFERENCE_ENGINE = register_engine(Engine(
     "onnxruntime", "c3t_edge.backends.onnxruntime:OnnxRuntimeBackend",
     {"fp32": "model.onnx", "int8": "model.int8.onnx"}))
-register_engine(Engine(
+_BUILT_IN = (REFERENCE_ENGINE.name, register_engine(Engine(
     "tflite", "c3t_edge.backends.tflite:TfliteBackend",
-    {"fp32": "model.tflite", "int8": "model.int8.tflite"}))
+    {"fp32": "model.tflite", "int8": "model.int8.tflite"})).name)
