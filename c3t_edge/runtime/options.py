@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from c3t_edge.backends import engine_names, precisions
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.runtime.model import WindowModel, load_model
 from c3t_edge.runtime.pipeline import PipelineConfig, StreamPipeline
@@ -17,9 +18,9 @@ from c3t_edge.runtime.smoothing import GateConfig, SmoothingConfig
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", metavar="BUNDLE",
                         help="model bundle directory, or 'default' for the one shipped with c3t-edge")
-    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    parser.add_argument("--precision", choices=precisions(), default="fp32",
                         help="model file precision (default fp32)")
-    parser.add_argument("--engine", choices=("onnxruntime", "tflite"), default="onnxruntime",
+    parser.add_argument("--engine", choices=engine_names(), default="onnxruntime",
                         help="inference engine (default onnxruntime)")
 
 
