@@ -12,8 +12,6 @@ from c3t_edge.errors import BundleError, MissingDependencyError
 class OnnxRuntimeBackend:
     """One ``InferenceSession`` on the CPU, sequential execution, ``threads`` intra-op threads."""
 
-    engine = "onnxruntime"
-
     def __init__(self, model_path: str | Path, *, threads: int | None = 1):
         try:
             import onnxruntime as ort

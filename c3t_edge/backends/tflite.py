@@ -57,7 +57,7 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 class TfliteBackend:
-    engine = "tflite"
+    """One LiteRT interpreter on the CPU with ``threads`` threads; batch-1 files run window by window."""
 
     def __init__(self, model_path: str | Path, *, threads: int | None = 1):
         interpreter = interpreter_class()

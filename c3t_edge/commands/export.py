@@ -32,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", action="append", choices=target_names(), default=None, metavar="TARGET",
                         help=f"write this target and what it needs (repeatable; default: {defaults}; {always} is "
                              f"always written). {described}")
-    parser.add_argument("--engine", choices=("onnxruntime", "tflite", "all"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hop", type=int, default=None, metavar="SAMPLES",
                         help="suggested streaming hop in samples (default 0.5 s)")
     parser.add_argument("--held-out-reference", metavar="BUNDLE",
@@ -42,25 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def _deprecated(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...] | None]:
-    """(quantization data folder, targets) from the options, honouring the old spellings
-    --calibration-data DIR and --engine E with a one-line notice each."""
-    quant_data, targets = args.quant_data, tuple(args.target) if args.target else None
-    if args.calibration_data is not None:
-        print("c3t-edge export: --calibration-data is deprecated, use --quant-data (a calibration is a sensor "
-              "profile)", file=sys.stderr)
-        quant_data = quant_data or args.calibration_data
-    if args.engine is not None:
-        print("c3t-edge export: --engine is deprecated, use --target", file=sys.stderr)
-        if args.engine != "all":
-            targets = (*(targets or ()), args.engine)
-    return quant_data, targets
+def _quant_data(args: argparse.Namespace) -> str | None:
+    """--quant-data, or its old spelling --calibration-data (with a one-line notice)."""
+    if args.calibration_data is None:
+        return args.quant_data
+    print("c3t-edge export: --calibration-data is deprecated, use --quant-data (a calibration is a sensor "
+          "profile)", file=sys.stderr)
+    return args.quant_data or args.calibration_data
 
 
 def run(args: argparse.Namespace) -> int:
     from c3t_edge.export import export_bundle
 
-    quant_data, targets = _deprecated(args)
+    quant_data, targets = _quant_data(args), tuple(args.target) if args.target else None
     log = None if args.quiet else (lambda msg: print(f"export: {msg}", file=sys.stderr, flush=True))
     meta = export_bundle(args.run_dir, args.out, quant_data=quant_data, targets=targets, overwrite=args.overwrite,
                          hop_samples=args.hop, held_out_reference=args.held_out_reference, note=args.note, log=log)
