@@ -88,7 +88,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, quant_data: str |
     return meta
 
 
-def _load_imu_model(run_dir: str | Path):
+def _load_imu_model(run_dir: str | Path) -> tuple:
+    """(the loaded run, its IMU recogniser as a torch module); a camera-only run has none."""
     from c3t_edge.training import load_run
 
     run = load_run(run_dir)
