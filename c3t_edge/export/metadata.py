@@ -128,11 +128,15 @@ def write_metadata(out: Path, meta: dict) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, final)
-    _fsync(out)
+    try:
+        _fsync(out)  # the rename itself; a directory cannot be opened for this on Windows
+    except OSError:
+        pass
     return final
 
 
 def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory's entries on POSIX) to disk."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
