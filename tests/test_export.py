@@ -386,7 +386,7 @@ def torch_export_target():
 
 
 def test_an_extra_target_and_its_engine_export_and_load(dev_run, tmp_path, torch_export_target, test_windows,
-                                                            capsys):
+                                                        capsys):
     out = tmp_path / "with-pt2"
     assert main(["export", str(dev_run), "--out", str(out), "--quiet", "--target", "torch-export"]) == 0
     capsys.readouterr()
