@@ -117,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
         mark = "ok" if m["correct"] else "--"
         print(f"  {i:2d}. {m['true']:<32s} {m['start_s']:6.1f}-{m['end_s']:5.1f} s  {mark}  {got}")
     print()
-    delay = (f"; the first event came a median {score.as_dict()['delay_median_s']:+.2f} s after the action's end"
-             if score.delays_s else "")
+    delay = ""
+    if score.delays_s:
+        median = score.as_dict()["delay_median_s"]
+        when = f"{median:.2f} s after" if median >= 0 else f"{-median:.2f} s before"
+        delay = f"; the first event came a median {when} the action's end"
     print(f"events: {score.correct}/{score.n_true} actions recognised correctly (event-level accuracy "
           f"{score.accuracy:.0%}), {score.detected - score.correct} wrong, {score.n_true - score.detected} "
           f"missed, {score.false_events} events during rest, {score.extra_events} repeated{delay}.")

@@ -53,9 +53,7 @@ class TextSink:
             return (f"{event.t:9.2f} s  {event.label:<28s} {event.confidence:5.2f}   "
                     f"(window {event.window[0]:.2f}-{event.window[1]:.2f} s, {event.latency_ms:.1f} ms)")
         if isinstance(event, GapEvent):
-            what = "filled" if event.filled else "windows restart"
-            return (f"{event.t_to:9.2f} s  .. gap of {event.t_to - event.t_from:.2f} s ({event.cause}, "
-                    f"{event.lost_frames} frames lost; {what})")
+            return f"{event.t_to:9.2f} s  .. {_describe_gap(event)}"
         if isinstance(event, LinkNotice):
             if event.state == "reconnected":
                 return f"             .. link back after {event.gap_s or 0:.2f} s ({event.port})"
@@ -74,6 +72,21 @@ class TextSink:
 
     def summary(self, summary: Summary) -> None:
         print(summary.text(), file=self.err, flush=True)
+
+
+def _describe_gap(event: GapEvent) -> str:
+    """What happened at a gap, in words that are true for each cause: a device reset restarts its
+    clock (the times before and after are on different clocks, so no duration is given), and time
+    that went back is said to have gone back rather than given a negative duration."""
+    what = "filled" if event.filled else "windows restart"
+    lost = f"{event.lost_frames} frames lost; " if event.lost_frames else ""
+    if event.cause == "reset":
+        return (f"device restarted (its clock was at {event.t_from:.2f} s, now {event.t_to:.2f} s); "
+                f"{lost}{what}")
+    step = event.t_to - event.t_from
+    if step <= 0:
+        return f"device time went back by {-step:.2f} s ({event.cause}); {lost}{what}"
+    return f"gap of {step:.2f} s ({event.cause}, {event.lost_frames} frames lost; {what})"
 
 
 class ListSink:
