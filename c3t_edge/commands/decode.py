@@ -1,15 +1,19 @@
 """Decode a device byte stream into samples (protocol debugging).
 
 Reads raw device bytes (a file, a ``c3t-edge record`` recording, or ``-`` for stdin) and prints one
-line per sample on stdout: device time in seconds, then ax ay az (g) and gx gy gz (deg/s).
-``--json`` prints one object per line instead, ``{"t": ..., "ax": ..., ..., "gz": ...}``. Device
-descriptions and events go to stderr, and so does a final summary line (frames, samples, corrupt,
-lost, ...). ``--text`` decodes the plain-text (Edge Impulse data forwarder) mode.
+line per sample on stdout: device time in seconds, then ax ay az (g) and gx gy gz (deg/s), those
+the device has, in this order whatever order the device sends them in, then its other channels in
+its own order (``temp6``, ``c7``, ...; a ``# columns:`` line on stderr names them all).
+``--json`` prints one object per line instead, ``{"t": ..., "ax": ..., ..., "gz": ...}`` (channel
+names are distinct and never ``t``). Device descriptions, events and refused DEVICE_INFO frames go
+to stderr, and so does a final summary line (frames, samples, corrupt, lost, ...). ``--text``
+decodes the plain-text (Edge Impulse data forwarder) mode.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ import numpy as np
 
 from c3t_edge.errors import ProtocolError
 from c3t_edge.protocol import DeviceEvent, DeviceInfo, EventCode, FrameDecoder, SampleBatch, TextDecoder
+from c3t_edge.protocol.messages import TIME_KEY
 
 CHUNK_SIZE = 1 << 16
 
@@ -73,16 +78,28 @@ def _chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
+#: The channels printed first, in this order, when the device has them (the order the help states).
+IMU_ORDER = ("ax", "ay", "az", "gx", "gy", "gz")
+
+
+def column_order(info: DeviceInfo) -> list[int]:
+    """The device's channel indices in output order: :data:`IMU_ORDER` (those present), then the
+    other channels in the device's order."""
+    names = info.channel_names
+    first = [names.index(n) for n in IMU_ORDER if n in names]
+    return first + [i for i in range(len(names)) if i not in first]
+
+
 def _print_batch(batch: SampleBatch, as_json: bool, out: TextIO) -> None:
-    names = batch.channel_names
+    order = column_order(batch.info)
+    names = [batch.channel_names[i] for i in order]
+    rows = np.column_stack([batch.t, batch.samples[:, order].astype(np.float64)]).tolist()
     if as_json:
-        keys = ["t", *names]
-        rows = np.column_stack([batch.t, batch.samples.astype(np.float64)]).tolist()
+        keys = [TIME_KEY, *names]
         out.write("".join(json.dumps(dict(zip(keys, row, strict=True))) + "\n" for row in rows))
     else:
         fmt = "%.6f" + " %.7g" * len(names) + "\n"
-        rows = np.column_stack([batch.t, batch.samples.astype(np.float64)])
-        out.write("".join(fmt % tuple(row) for row in rows.tolist()))
+        out.write("".join(fmt % tuple(row) for row in rows))
 
 
 def _describe(item: DeviceInfo | DeviceEvent, as_json: bool, text_mode: bool = False) -> str:
@@ -94,6 +111,7 @@ def _describe(item: DeviceInfo | DeviceEvent, as_json: bool, text_mode: bool = F
             )
         return f"# text mode: {names} at {item.sample_rate_hz:g} Hz (time = line index / rate)"
     if isinstance(item, DeviceInfo):
+        named = list(zip(item.channel_names, item.channels, strict=True))
         if as_json:
             return json.dumps(
                 {
@@ -104,16 +122,17 @@ def _describe(item: DeviceInfo | DeviceEvent, as_json: bool, text_mode: bool = F
                         "boot_id": item.boot_id,
                         "sample_rate_hz": item.sample_rate_hz,
                         "channels": [
-                            {"name": c.name, "unit": c.unit_name, "scale": c.scale, "range": c.range}
-                            for c in item.channels
+                            {"name": n, "unit": c.unit_name, "scale": c.scale, "range": c.range}
+                            for n, c in named
                         ],
                     }
                 }
             )
-        chans = ", ".join(f"{c.name} [{c.unit_name}, {c.scale:.6g}/count]" for c in item.channels)
+        chans = ", ".join(f"{n} [{c.unit_name}, {c.scale:.6g}/count]" for n, c in named)
+        columns = " ".join([TIME_KEY, *(item.channel_names[i] for i in column_order(item))])
         return (
             f"# device {item.name or '?'} fw {item.firmware} id {item.device_id:016x} boot {item.boot_id}: "
-            f"{item.sample_rate_hz:g} Hz, {chans}"
+            f"{item.sample_rate_hz:g} Hz, {chans}\n# columns: {columns}"
         )
     try:
         name = EventCode(item.code).name
@@ -134,20 +153,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         decoder = FrameDecoder()
     out = sys.stdout
-    err = sys.stderr
-    for chunk in _chunks(args.file):
-        for item in decoder.feed(chunk):
+    refusal = None
+    for chunk in itertools.chain(_chunks(args.file), [None]):  # None: the end of the input
+        items = decoder.feed(chunk) if chunk is not None else decoder.finish()
+        for item in items:
             if isinstance(item, SampleBatch):
                 _print_batch(item, args.json, out)
             else:
-                print(_describe(item, args.json, args.text), file=err)
+                print(_describe(item, args.json, args.text), file=sys.stderr)
         out.flush()  # a live stream (a pipe from a port) shows its samples as they arrive
-    for item in decoder.finish():
-        if isinstance(item, SampleBatch):
-            _print_batch(item, args.json, out)
-        else:
-            print(_describe(item, args.json, args.text), file=err)
-    out.flush()
+        if getattr(decoder, "refusal", None) not in (None, refusal):
+            refusal = decoder.refusal  # type: ignore[union-attr]
+            print(json.dumps({"refused": refusal}) if args.json else f"decode: {refusal}", file=sys.stderr)
+    err = sys.stderr
     stats = decoder.stats.as_dict()
     keys = ["frames", "samples", "corrupt", "lost"]
     keys += [k for k, v in stats.items() if v and k not in keys and k != "bytes"]

@@ -97,7 +97,8 @@ class FrameDecoder:
     - :class:`DeviceEvent` — boot, start/stop, command acks, device errors and log messages.
 
     Bad bytes are never raised: they are counted in :attr:`stats` (``corrupt``, ``lost``,
-    ``duplicates``, ``resets``, ``seq_wraps``, ``time_wraps``...).
+    ``duplicates``, ``resets``, ``seq_wraps``, ``time_wraps``, ``time_backsteps``,
+    ``unknown_frames``, ``refused_info``...); :attr:`refusal` says why a DEVICE_INFO was refused.
 
     ``info``: the device description to assume until the device sends one (for a stream that
     starts mid-way); without it, sample frames before the first DEVICE_INFO are counted in
@@ -118,6 +119,12 @@ class FrameDecoder:
     def info(self) -> DeviceInfo | None:
         """The device description in force: the last DEVICE_INFO received (or the one given)."""
         return self._sequencer.info
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the last refused DEVICE_INFO was refused (one sentence; ``stats.refused_info``
+        counts them), or None when none was."""
+        return self._sequencer.refusal
 
     # ------------------------------------------------------------------ bytes -> frame chunks
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[DecodedItem]:

@@ -46,6 +46,8 @@ IMU_PREFIX_SIZE = 2
 INFO_FIXED_SIZE = 24
 #: One channel descriptor: kind u8, axis u8, unit u8, reserved u8, scale f32, range f32.
 CHANNEL_DESC_SIZE = 12
+#: Most channels a DEVICE_INFO may declare.
+MAX_CHANNELS = 16
 MAX_NAME_SIZE = 32
 #: Largest command frame a device must accept (decoded).
 MAX_COMMAND_FRAME_SIZE = 64
@@ -162,6 +164,31 @@ def parse_info_payload(payload: bytes) -> DeviceInfo | None:
         name=name,
         boot=bool(flags & INFO_FLAG_BOOT),
     )
+
+
+#: The unit every channel of a kind must be declared in (PROTOCOL.md 3.1): a host never converts.
+_REQUIRED_UNIT = {ChannelKind.ACC: ChannelUnit.G, ChannelKind.GYRO: ChannelUnit.DEG_PER_S}
+_KIND_WORD = {ChannelKind.ACC: "accelerometer", ChannelKind.GYRO: "gyroscope"}
+
+
+def info_refusal(info: DeviceInfo) -> str | None:
+    """Why a well-formed device description breaks PROTOCOL.md 3.1 and must be refused (one
+    sentence), or None when it is acceptable: more than :data:`MAX_CHANNELS` channels, or an
+    accelerometer not declared in g or a gyroscope not in deg/s."""
+    n = len(info.channels)
+    if n > MAX_CHANNELS:
+        return f"it declares {n} channels, more than the {MAX_CHANNELS} a device may declare"
+    names = info.channel_names
+    for i, channel in enumerate(info.channels):
+        unit = _REQUIRED_UNIT.get(channel.kind)
+        if unit is not None and channel.unit != unit:
+            word = _KIND_WORD[ChannelKind(channel.kind)]
+            want = ChannelSpec(channel.kind, 0, unit, 1.0, 0.0).unit_name
+            return (
+                f"channel {i} ({names[i]}, {word}) is declared in {channel.unit_name}, but {word}s must be "
+                f"declared in {want} (its scale converts counts to {want})"
+            )
+    return None
 
 
 def parse_event_payload(payload: bytes, seq: int, t: float) -> DeviceEvent | None:

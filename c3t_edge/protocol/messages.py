@@ -14,12 +14,18 @@ import numpy as np
 
 from c3t_edge.protocol.codes import ChannelKind, ChannelUnit, EventCode
 
+#: Name prefix of each channel kind (:func:`channel_names`); unknown kinds are named as "other".
 _KIND_PREFIX = {
+    ChannelKind.OTHER: "c",
     ChannelKind.ACC: "a",
     ChannelKind.GYRO: "g",
     ChannelKind.MAG: "m",
-    ChannelKind.TEMPERATURE: "t",
+    ChannelKind.TEMPERATURE: "temp",
 }
+#: Kinds whose channels are named by axis (``ax``, ``gy``, ``mz``) when they declare one.
+_AXIS_KINDS = (ChannelKind.ACC, ChannelKind.GYRO, ChannelKind.MAG)
+#: The key of the time column next to channel names (``decode --json``): no channel is named so.
+TIME_KEY = "t"
 _UNIT_NAME = {
     ChannelUnit.COUNTS: "counts",
     ChannelUnit.G: "g",
@@ -40,15 +46,27 @@ class ChannelSpec:
     range: float  #: full scale, ± in units
 
     @property
-    def name(self) -> str:
-        """``ax`` … ``gz`` for IMU axes, else ``<kind><index>``."""
-        prefix = _KIND_PREFIX.get(self.kind, "c")
-        suffix = "xyz"[self.axis] if self.axis < 3 else ""
-        return prefix + suffix
-
-    @property
     def unit_name(self) -> str:
         return _UNIT_NAME.get(self.unit, f"unit{self.unit}")
+
+
+def channel_names(channels: tuple[ChannelSpec, ...]) -> tuple[str, ...]:
+    """Distinct names for ``channels`` (in sample order), ``<kind><axis>`` or ``<kind><index>``.
+
+    An accelerometer, gyroscope or magnetometer channel with an axis is ``ax`` … ``mz`` (kind
+    prefix ``a``, ``g``, ``m`` and the axis letter) unless an earlier channel already has that
+    name; every other channel is its kind prefix (``c`` other, ``a``, ``g``, ``m``, ``temp``
+    temperature) followed by its index in the sample (``temp6``, ``c0`` … ``c15``, a second
+    accelerometer's ``a6``). Names are therefore distinct, and none is :data:`TIME_KEY`.
+    """
+    names: list[str] = []
+    for index, channel in enumerate(channels):
+        prefix = _KIND_PREFIX.get(channel.kind, _KIND_PREFIX[ChannelKind.OTHER])
+        name = prefix + "xyz"[channel.axis] if channel.kind in _AXIS_KINDS and channel.axis < 3 else ""
+        if not name or name in names:
+            name = f"{prefix}{index}"
+        names.append(name)
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +86,8 @@ class DeviceInfo:
 
     @property
     def channel_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.channels)
+        """One distinct name per channel, in sample order (:func:`channel_names`)."""
+        return channel_names(self.channels)
 
     @property
     def scales(self) -> np.ndarray:
@@ -148,12 +167,15 @@ class DecoderStats:
     samples: int = 0  #: samples delivered
     corrupt: int = 0  #: delimited chunks rejected: bad COBS, bad CRC, too short or too long
     malformed: int = 0  #: frames with a good CRC but a payload that contradicts its header or the device info
-    unsupported: int = 0  #: frames with a good CRC but an unknown protocol version or frame type
+    unsupported: int = 0  #: frames with a good CRC but a protocol version this host does not speak (dropped)
+    unknown_frames: int = 0  #: frames of this version with a frame type this host does not know (skipped, not lost)
+    refused_info: int = 0  #: DEVICE_INFO frames refused for breaking PROTOCOL.md 3.1 (too many channels, units)
     lost: int = 0  #: frames missing according to sequence-number gaps
     duplicates: int = 0  #: frames received twice (dropped)
     resets: int = 0  #: device reboots (sequence restarted / new boot id)
     seq_wraps: int = 0  #: sequence number wrapped 0xFFFFFFFF -> 0
     time_wraps: int = 0  #: device timestamp wrapped (every 2**32 us)
+    time_backsteps: int = 0  #: device time went back within one boot (by at most 60 s; kept as the device says)
     no_info: int = 0  #: sample frames dropped because no DEVICE_INFO had declared their scales yet
     events: int = 0  #: DeviceEvent items delivered
     errors: int = 0  #: error events (EVENT ERROR/NACK/OVERRUN frames, ``ERR`` lines)

@@ -9,8 +9,14 @@ and counter. For speed, :class:`FrameBlock` marks *runs*: regular sample frames 
 the one before (sequence number +1 without a wrap, time step in [0, 2**31] us, same channel
 count). When the first frame of a run is accepted as an in-order sample frame, the judge would
 accept each of the others in turn with no counter but ``frames`` changing, so they are taken
-together (:meth:`FrameSequencer._take_rest_of_run`); when it is not (a duplicate, a straggler, no
-device description yet), the next frame is judged on its own.
+together (:meth:`FrameSequencer._take_rest_of_run`); when it is not (a duplicate, no device
+description yet), the next frame is judged on its own.
+
+Device time (PROTOCOL.md section 5): the step from one frame's 32-bit time to the next is read
+forwards, ``(t - last) mod 2**32``, so that an outage of any length under 2**32 us (71.58 min)
+moves time forwards; only a step back by at most :data:`BACKSTEP_MAX_US` is read as time going
+back (counted in ``stats.time_backsteps``: the device broke the rule that its clock is monotonic).
+The result depends only on the frames, never on how the bytes were cut into feed() calls.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from c3t_edge.protocol.frames import (
     HEADER_SIZE,
     IMU_PREFIX_SIZE,
     PROTOCOL_VERSION,
+    info_refusal,
     parse_event_payload,
     parse_info_payload,
 )
@@ -38,6 +45,9 @@ _SAMPLE_OFFSET = HEADER_SIZE + IMU_PREFIX_SIZE
 _INFO = int(FrameType.DEVICE_INFO)
 _IMU = int(FrameType.IMU_SAMPLES)
 _EVENT = int(FrameType.EVENT)
+#: A step of device time back by at most this many microseconds (60 s) is read as the clock going
+#: back; any other step is read forwards (an outage, across the 32-bit wrap when there is one).
+BACKSTEP_MAX_US = 60_000_000
 #: version, type, seq, t_us, n_samples, n_channels: the first 12 bytes of a sample frame.
 _PREFIX = struct.Struct("<BBIIBB")
 #: Blocks of at least this many frames have their headers gathered by numpy and their runs
@@ -158,8 +168,11 @@ class FrameSequencer:
         self._last_seq: int | None = None
         self._last_t: int | None = None  #: raw time of the last in-order frame, us
         self._t_epoch = 0  #: added to raw times to unwrap them, us (a multiple of 2**32)
+        self._max_epoch = 0  #: the largest epoch of this boot (a wrap is counted once, on reaching a new one)
         self._boot = 0
-        self._boot_id: int | None = None
+        self._boot_id: int | None = None  #: the first non-zero boot id seen in this boot
+        #: Why the last DEVICE_INFO was refused (one sentence), None when none was.
+        self.refusal: str | None = None
         self._lost_pending = 0  #: frames lost since the last sample frame taken
         self._ring_seq = [-1] * duplicate_window
         self._ring_crc = [0] * duplicate_window
@@ -188,37 +201,52 @@ class FrameSequencer:
         ftype = self._frame_type(block, k)
         if ftype is None:
             return k + 1
-        new_info = None
-        if ftype == _INFO:
-            new_info = parse_info_payload(block.payload(k))
-            if new_info is None:
-                self.stats.malformed += 1
+        new_info = self._read_info(block, k) if ftype == _INFO else None
         if not self._advance_sequence(block.seq[k], block.crc[k], self._is_reboot(new_info)):
             return k + 1
-        t_us, in_order = self._advance_time(block.t_raw[k])
+        t_us = self._advance_time(block.t_raw[k])
         if ftype == _IMU:
-            if self._take_samples(block, k, t_us) and in_order and k + 1 < run_end:
+            if self._take_samples(block, k, t_us) and k + 1 < run_end:
                 self._take_rest_of_run(block, k + 1, run_end)
                 return run_end
         elif ftype == _INFO:
             self._take_info(new_info)
-        else:
+        elif ftype == _EVENT:
             self._take_event(block, k, t_us)
+        else:  # a frame type of a newer device: its sequence number counts as received
+            self.stats.unknown_frames += 1
         return k + 1
 
     def _frame_type(self, block: FrameBlock, k: int) -> int | None:
-        """Frame ``k``'s type, or None (counted) when its CRC fails or this host cannot read it."""
+        """Frame ``k``'s type, or None (counted) when its CRC fails or its version is not spoken
+        here (a frame of another version may lay out its header differently: nothing of it is used)."""
         if not block.crc_ok[k]:
             self.stats.corrupt += 1
             return None
-        ftype = block.frame_type[k]
-        if block.version[k] != PROTOCOL_VERSION or ftype not in (_IMU, _INFO, _EVENT):
+        if block.version[k] != PROTOCOL_VERSION:
             self.stats.unsupported += 1
             return None
-        return ftype
+        return block.frame_type[k]
+
+    def _read_info(self, block: FrameBlock, k: int) -> DeviceInfo | None:
+        """The device description of DEVICE_INFO frame ``k``, or None (counted) when it is
+        malformed or breaks PROTOCOL.md 3.1 (then :attr:`refusal` says why)."""
+        info = parse_info_payload(block.payload(k))
+        if info is None:
+            self.stats.malformed += 1
+            return None
+        refusal = info_refusal(info)
+        if refusal is not None:
+            self.stats.refused_info += 1
+            self.refusal = f"DEVICE_INFO (frame {block.seq[k]}) refused: {refusal}"
+            return None
+        return info
 
     def _is_reboot(self, new_info: DeviceInfo | None) -> bool:
-        """True when a device description names a boot other than the one seen before."""
+        """True when a device description names a boot other than this boot's.
+
+        Boot id 0 means "unknown" (PROTOCOL.md section 4): it never signals a reset, and the first
+        non-zero id after it (or after a reset) is taken as this boot's without one."""
         return (
             new_info is not None
             and new_info.boot_id != 0
@@ -262,20 +290,29 @@ class FrameSequencer:
         self._boot += 1
         self._last_t = None
         self._t_epoch = 0
+        self._max_epoch = 0
+        self._boot_id = None
         self._lost_pending = 0
         self._ring_seq[:] = [-1] * self._window
 
-    def _advance_time(self, t_raw: int) -> tuple[int, bool]:
-        """Unwrap the 32-bit microsecond time ``t_raw``: ``(t_us, in_order)``, where ``in_order`` is
-        False for a straggler from before the last wrap (its time is unwrapped one wrap back)."""
+    def _advance_time(self, t_raw: int) -> int:
+        """Unwrap the 32-bit microsecond time ``t_raw`` of the next frame of this boot (see the
+        module docstring): the device time in us since boot."""
         last_t = self._last_t
-        if last_t is not None and t_raw < last_t and last_t - t_raw > _HALF:
-            self._t_epoch += _WRAP
-            self.stats.time_wraps += 1
-        elif last_t is not None and t_raw > last_t and t_raw - last_t > _HALF:
-            return self._t_epoch - _WRAP + t_raw, False
         self._last_t = t_raw
-        return self._t_epoch + t_raw, True
+        if last_t is None:
+            return self._t_epoch + t_raw
+        if t_raw != last_t and (last_t - t_raw) & _U32 <= BACKSTEP_MAX_US:
+            self.stats.time_backsteps += 1
+            self._close_batch()  # time went back: the times within a batch stay increasing
+            if t_raw > last_t:  # back across the wrap
+                self._t_epoch -= _WRAP
+        elif t_raw < last_t:  # forwards across the wrap
+            self._t_epoch += _WRAP
+            if self._t_epoch > self._max_epoch:
+                self._max_epoch = self._t_epoch
+                self.stats.time_wraps += 1
+        return self._t_epoch + t_raw
 
     def _take_samples(self, block: FrameBlock, k: int, t_us: int) -> bool:
         """Add sample frame ``k`` (first sample at ``t_us``) to the batch; False (counted) when no
@@ -312,7 +349,7 @@ class FrameSequencer:
             return
         self._close_batch()
         self.info = new_info
-        if new_info.boot_id:
+        if new_info.boot_id and self._boot_id is None:
             self._boot_id = new_info.boot_id
         self._items.append(new_info)
 
