@@ -145,9 +145,11 @@ def python_vector(spec: str) -> str:
             return "error"
         if not check_crc(raw) or len(raw) < 13:
             return "error"
-        _, ftype, seq, _ = parse_header(raw)
+        version, ftype, seq, _ = parse_header(raw)
         if ftype != 0x10:
             return "error"
+        if version != 1:  # PROTOCOL.md 3.4: dropped, answered with an UNSUPPORTED event
+            return f"unsupported version={version}"
         return f"code={raw[10]} seq={seq} args={_hex(raw[11:-2])}"
     raise ValueError(f"unknown vector operation {op!r}")
 

@@ -38,6 +38,7 @@ class EventCode(enum.IntEnum):
     NACK = 0x05  #: detail = the command code refused; message says why
     OVERRUN = 0x06  #: detail = samples the device itself had to drop (FIFO/buffer overrun)
     LOG = 0x07  #: informational message
+    UNSUPPORTED = 0x08  #: detail = the protocol version of a command frame the device dropped
     ERROR = 0x7F  #: detail = device-specific error code; message says what
 
 

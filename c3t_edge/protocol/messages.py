@@ -152,7 +152,7 @@ class DeviceEvent:
 
     @property
     def is_error(self) -> bool:
-        return self.code in (EventCode.ERROR, EventCode.NACK, EventCode.OVERRUN)
+        return self.code in (EventCode.ERROR, EventCode.NACK, EventCode.OVERRUN, EventCode.UNSUPPORTED)
 
 
 DecodedItem = DeviceInfo | SampleBatch | DeviceEvent
@@ -178,7 +178,7 @@ class DecoderStats:
     time_backsteps: int = 0  #: device time went back within one boot (by at most 60 s; kept as the device says)
     no_info: int = 0  #: sample frames dropped because no DEVICE_INFO had declared their scales yet
     events: int = 0  #: DeviceEvent items delivered
-    errors: int = 0  #: error events (EVENT ERROR/NACK/OVERRUN frames, ``ERR`` lines)
+    errors: int = 0  #: error events (EVENT ERROR/NACK/OVERRUN/UNSUPPORTED frames, ``ERR`` lines)
     bad_lines: int = (
         0  #: text mode: lines that were neither samples nor messages (wrong value count, garbage)
     )

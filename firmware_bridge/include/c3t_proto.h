@@ -66,6 +66,7 @@ enum c3t_event_code {
     C3T_EVENT_NACK = 0x05,
     C3T_EVENT_OVERRUN = 0x06,
     C3T_EVENT_LOG = 0x07,
+    C3T_EVENT_UNSUPPORTED = 0x08, /* detail: the protocol version of a command frame the device dropped */
     C3T_EVENT_ERROR = 0x7F
 };
 
@@ -147,17 +148,23 @@ typedef struct {
     size_t len;
     uint8_t overflow;  /* current frame too long: skip to the next delimiter */
     uint32_t errors;   /* frames rejected (COBS, CRC, length, type) */
+    uint32_t unsupported; /* command frames of a protocol version this library does not speak (dropped) */
 } c3t_command_parser_t;
 
 enum c3t_parse_result {
     C3T_PARSE_NONE = 0,   /* need more bytes */
     C3T_PARSE_COMMAND = 1, /* *cmd holds a valid command */
-    C3T_PARSE_ERROR = -1  /* a frame ended but was invalid (counted in errors) */
+    C3T_PARSE_ERROR = -1, /* a frame ended but was invalid (counted in errors) */
+    /* A command frame with a good CRC but a protocol version other than C3T_PROTOCOL_VERSION: it is
+     * dropped (counted in unsupported); only cmd->version is meaningful. The device answers
+     * with an UNSUPPORTED event, detail = cmd->version (PROTOCOL.md 3.4). */
+    C3T_PARSE_UNSUPPORTED = 2
 };
 
 void c3t_command_parser_init(c3t_command_parser_t *p);
 int c3t_command_parser_push(c3t_command_parser_t *p, uint8_t byte, c3t_command_t *cmd);
-/* Decode one raw (COBS-decoded) frame as a command; returns 1 when valid. */
+/* Decode one raw (COBS-decoded) frame as a command: C3T_PARSE_COMMAND when valid,
+ * C3T_PARSE_UNSUPPORTED for a command of another protocol version, 0 when invalid. */
 int c3t_parse_command_frame(const uint8_t *frame, size_t len, c3t_command_t *cmd);
 
 #ifdef __cplusplus

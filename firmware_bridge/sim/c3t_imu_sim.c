@@ -300,8 +300,12 @@ static void poll_commands(device_t *d, int timeout_ms, uint64_t sample)
         }
         for (i = 0; i < n; ++i) {
             c3t_command_t cmd;
-            if (c3t_command_parser_push(&d->parser, buf[i], &cmd) == C3T_PARSE_COMMAND) {
+            int got = c3t_command_parser_push(&d->parser, buf[i], &cmd);
+            if (got == C3T_PARSE_COMMAND) {
                 handle_command(d, &cmd, sample);
+            } else if (got == C3T_PARSE_UNSUPPORTED) { /* dropped; the host learns why (PROTOCOL.md 3.4) */
+                send_event(d, device_now_us(d, sample), C3T_EVENT_UNSUPPORTED, cmd.version,
+                           "unsupported protocol version");
             }
         }
         timeout_ms = 0;

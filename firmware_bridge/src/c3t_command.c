@@ -13,6 +13,7 @@ void c3t_command_parser_init(c3t_command_parser_t *p)
     p->len = 0;
     p->overflow = 0;
     p->errors = 0;
+    p->unsupported = 0;
 }
 
 int c3t_parse_command_frame(const uint8_t *frame, size_t len, c3t_command_t *cmd)
@@ -29,10 +30,16 @@ int c3t_parse_command_frame(const uint8_t *frame, size_t len, c3t_command_t *cmd
     }
     cmd->version = frame[0];
     cmd->seq = get_u32(frame + 2);
+    if (frame[0] != C3T_PROTOCOL_VERSION) {
+        /* Another version may lay out its payload differently: nothing but the header is used. */
+        cmd->code = 0u;
+        cmd->n_args = 0u;
+        return C3T_PARSE_UNSUPPORTED;
+    }
     cmd->code = frame[C3T_HEADER_SIZE];
     cmd->n_args = (uint8_t)(body - C3T_HEADER_SIZE - 1u);
     memcpy(cmd->args, frame + C3T_HEADER_SIZE + 1u, cmd->n_args);
-    return 1;
+    return C3T_PARSE_COMMAND;
 }
 
 int c3t_command_parser_push(c3t_command_parser_t *p, uint8_t byte, c3t_command_t *cmd)
@@ -60,7 +67,12 @@ int c3t_command_parser_push(c3t_command_parser_t *p, uint8_t byte, c3t_command_t
     }
     n = c3t_cobs_decode(p->buf, p->len, frame, sizeof frame, &ok);
     p->len = 0;
-    if (!ok || !c3t_parse_command_frame(frame, n, cmd)) {
+    ok = ok ? c3t_parse_command_frame(frame, n, cmd) : 0;
+    if (ok == C3T_PARSE_UNSUPPORTED) {
+        p->unsupported++;
+        return C3T_PARSE_UNSUPPORTED;
+    }
+    if (ok != C3T_PARSE_COMMAND) {
         p->errors++;
         return C3T_PARSE_ERROR;
     }

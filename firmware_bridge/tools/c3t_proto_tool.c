@@ -10,7 +10,8 @@
  *   event seq=N t=N code=N detail=N msg=S      -> EVENT wire frame
  *   command seq=N code=N args=HEX              -> COMMAND wire frame
  *   parse HEX                    -> the command parser on those wire bytes: "code=N seq=N args=HEX",
- *                                   "error" (first frame invalid) or "none" (no complete frame)
+ *                                   "unsupported version=N" (a command of another protocol
+ *                                   version), "error" (first frame invalid) or "none" (no complete frame)
  * "-" stands for empty HEX.
  */
 #include <stdio.h>
@@ -179,6 +180,9 @@ int main(void)
                     got = 1;
                     printf("code=%u seq=%lu args=", cmd.code, (unsigned long)cmd.seq);
                     print_hex(cmd.args, cmd.n_args);
+                } else if (r == C3T_PARSE_UNSUPPORTED) {
+                    got = 1;
+                    printf("unsupported version=%u\n", cmd.version);
                 } else if (r == C3T_PARSE_ERROR) {
                     got = 1;
                     printf("error\n");

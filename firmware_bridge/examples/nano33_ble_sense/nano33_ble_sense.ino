@@ -176,13 +176,18 @@ void setup()
 #endif
 }
 
+/* One parser result: run a command, or say that a command of another protocol version was dropped. */
+static void on_parsed(int result, const c3t_command_t *cmd)
+{
+    if (result == C3T_PARSE_COMMAND) handle_command(cmd);
+    if (result == C3T_PARSE_UNSUPPORTED) send_event(C3T_EVENT_UNSUPPORTED, cmd->version, "unsupported protocol version");
+}
+
 static void poll_commands(void)
 {
     c3t_command_t cmd;
     while (Serial.available() > 0) {
-        if (c3t_command_parser_push(&serial_parser, (uint8_t)Serial.read(), &cmd) == C3T_PARSE_COMMAND) {
-            handle_command(&cmd);
-        }
+        on_parsed(c3t_command_parser_push(&serial_parser, (uint8_t)Serial.read(), &cmd), &cmd);
     }
     if (!ble_ok) return;
     static bool was_subscribed = false;
@@ -194,7 +199,7 @@ static void poll_commands(void)
         const uint8_t *data = rx.value();
         int len = rx.valueLength();
         for (int i = 0; i < len; ++i) {
-            if (c3t_command_parser_push(&ble_parser, data[i], &cmd) == C3T_PARSE_COMMAND) handle_command(&cmd);
+            on_parsed(c3t_command_parser_push(&ble_parser, data[i], &cmd), &cmd);
         }
     }
 }
