@@ -170,11 +170,14 @@ def test_a_device_the_bundle_cannot_use_is_one_clear_error(tmp_path):
 
 def test_stream_detects_a_text_mode_device(sim, tmp_path):
     """c3t-imu-sim --text (an Edge Impulse data forwarder sketch) -> pty -> `c3t-edge stream` without
-    --text: the text mode is detected and actions are recognised, in the session's order."""
+    --text: the text mode is detected and actions are recognised, in the session's order. The
+    simulator plays 10x faster than real time, so the rate is given (--rate 50, the forwarder's
+    --frequency): inferred from line timing, it would be 500 Hz (tests/test_forwarder_parity.py)."""
     csv = write_csv(tmp_path / "session.csv", demo_samples()[:2000])  # the first 40 s
     relay = PlugRelay(str(tmp_path / "ttyTXT"))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    stream = subprocess.Popen([sys.executable, "-m", "c3t_edge", "stream", "--port", relay.link, "--json"],
+    stream = subprocess.Popen([sys.executable, "-m", "c3t_edge", "stream", "--port", relay.link, "--json",
+                               "--rate", "50"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(1.0)  # the port is open: the device starts printing
     device = subprocess.Popen([str(sim), "--csv", str(csv), "--rate", "50", "--out", relay.a_slave_name,

@@ -19,14 +19,19 @@ MAX_PENDING_ITEMS = 1000
 class AutoDecoder:
     """A :class:`~c3t_edge.protocol.StreamDecoder` that picks binary or text mode from the data.
 
-    ``text_rate_hz`` is the sample rate assumed for a text-mode device (text carries no time);
-    ``text_channels`` the values expected per line (None: from the first line). After the decision,
+    ``text_rate_hz`` is the sample rate of a text-mode device (text carries no time; None: inferred
+    from line timing, see :mod:`c3t_edge.protocol.text`); ``text_options`` go to the
+    :class:`~c3t_edge.protocol.text.TextDecoder` (``n_channels``, ``acc_unit``, ``gyro_unit``,
+    ``rate_hint_hz``); ``text_channels`` is short for ``n_channels``. After the decision,
     :attr:`mode` is ``"binary"`` or ``"text"``.
     """
 
-    def __init__(self, text_rate_hz: float, *, text_channels: int | None = None, decide_after: int = 20) -> None:
+    takes_arrival_time = True
+
+    def __init__(self, text_rate_hz: float | None, *, text_channels: int | None = None, decide_after: int = 20,
+                 **text_options) -> None:
         self._binary = FrameDecoder()
-        self._text = TextDecoder(text_rate_hz, n_channels=text_channels)
+        self._text = TextDecoder(text_rate_hz, **{"n_channels": text_channels, **text_options})
         self._pending: dict[str, list[DecodedItem]] = {"binary": [], "text": []}
         self._chosen: StreamDecoder | None = None
         self.mode: str | None = None
@@ -40,12 +45,33 @@ class AutoDecoder:
     def info(self) -> DeviceInfo | None:
         return (self._chosen or self._binary).info
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> list[DecodedItem]:
+    @property
+    def text(self) -> TextDecoder:
+        """The text-mode decoder (its format description, value-count mismatch)."""
+        return self._text
+
+    @property
+    def needs_arrival_times(self) -> bool:
+        """True while undecided or while the text decoder infers the rate from line timing."""
+        return self._chosen is None or self._chosen is self._text and self._text.needs_arrival_times
+
+    @property
+    def value_count_mismatch(self) -> tuple[int, int] | None:
+        """The text decoder's, while no binary frame has been seen."""
+        return self._text.value_count_mismatch if self._binary.stats.frames == 0 else None
+
+    def describe(self) -> str | None:
+        """What the text decoder inferred or assumed (None in binary mode)."""
+        return self._text.describe() if self._chosen is self._text else None
+
+    def feed(self, chunk: bytes | bytearray | memoryview, arrival_s: float | None = None) -> list[DecodedItem]:
+        if self._chosen is self._text:
+            return self._text.feed(chunk, arrival_s)
         if self._chosen is not None:
             return self._chosen.feed(chunk)
         data = bytes(chunk)
         self._pending["binary"] += self._binary.feed(data)
-        self._pending["text"] += self._text.feed(data)
+        self._pending["text"] += self._text.feed(data, arrival_s)
         for items in self._pending.values():  # neither decodes anything (garbage): keep it bounded
             del items[:-MAX_PENDING_ITEMS]
         return self._decide()

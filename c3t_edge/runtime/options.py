@@ -8,6 +8,7 @@ import sys
 
 from c3t_edge.backends import engine_names, precisions
 from c3t_edge.errors import C3TEdgeError
+from c3t_edge.protocol.text import ACC_UNITS, GYRO_UNITS
 from c3t_edge.runtime.model import WindowModel, load_model
 from c3t_edge.runtime.pipeline import PipelineConfig, StreamPipeline
 from c3t_edge.runtime.signal import Calibration, IdentityCalibration
@@ -53,23 +54,32 @@ def add_format_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--binary", action="store_const", const="binary", dest="format",
                    help="the device sends protocol frames; default: detected")
     parser.set_defaults(format="auto")
-    parser.add_argument("--rate", type=float, metavar="HZ",
-                        help="sample rate of a text-mode device (text carries no time; default: the model's)")
+    t = parser.add_argument_group("text-mode devices (Edge Impulse data forwarder lines)")
+    t.add_argument("--rate", type=float, metavar="HZ",
+                   help="sample rate of a text-mode device (default: inferred from 1 s of line timing, as the "
+                        "forwarder does; like its --frequency)")
+    t.add_argument("--acc-units", choices=ACC_UNITS, default="auto",
+                   help="unit the device prints acceleration in (default auto: m/s² when gravity reads near "
+                        "9.8, g near 1); converted to g")
+    t.add_argument("--gyro-units", choices=GYRO_UNITS, default="deg/s",
+                   help="unit the device prints rotation in (default deg/s); rad/s is converted to deg/s")
 
 
 def decoder_from_args(args: argparse.Namespace, model: WindowModel):
-    """The decoder for ``--text``/``--binary``/detection, with ``--rate`` for text."""
+    """The decoder for ``--text``/``--binary``/detection; for text: ``--rate`` (None: inferred from
+    line timing, snapped to the model's rate), ``--acc-units``, ``--gyro-units``."""
     from c3t_edge.protocol import make_decoder
     from c3t_edge.runtime.autodetect import AutoDecoder
 
     if args.rate is not None and (args.format == "binary" or not args.rate > 0):
         raise C3TEdgeError("--rate is for text-mode devices and must be > 0 (binary devices declare their rate)")
-    rate = args.rate or model.spec.sample_rate_hz
     if args.format == "binary":
         return make_decoder("binary")
+    text = {"n_channels": len(model.spec.channels), "acc_unit": args.acc_units, "gyro_unit": args.gyro_units,
+            "rate_hint_hz": model.spec.sample_rate_hz}
     if args.format == "text":
-        return make_decoder("text", sample_rate_hz=rate, n_channels=len(model.spec.channels))
-    return AutoDecoder(rate, text_channels=len(model.spec.channels))
+        return make_decoder("text", sample_rate_hz=args.rate, **text)
+    return AutoDecoder(args.rate, **text)
 
 
 def load_calibration(path: str | None) -> Calibration:

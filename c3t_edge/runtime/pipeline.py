@@ -107,13 +107,42 @@ class StreamPipeline:
         self.model.predict_proba(x)
 
     # ------------------------------------------------------------------ input
-    def feed(self, data: bytes, arrival: float | None = None) -> list[RuntimeEvent]:
-        """Decode one chunk and run every stage; the events it completed."""
+    def feed(self, data: bytes, arrival: float | None = None, host_time_s: float | None = None) -> list[RuntimeEvent]:
+        """Decode one chunk and run every stage; the events it completed. ``host_time_s``: when the
+        chunk was received (the transport's clock), for a text decoder that infers the rate from
+        line timing."""
         arrival = time.perf_counter() if arrival is None else arrival
         out: list[RuntimeEvent] = []
-        for item in self.decoder.feed(data):
+        if host_time_s is not None and getattr(self.decoder, "takes_arrival_time", False):
+            items = self.decoder.feed(data, host_time_s)
+        else:
+            items = self.decoder.feed(data)
+        for item in items:
             self._item(item, arrival, out)
+        if self.device is None:
+            self._check_value_count()
         return out
+
+    @property
+    def needs_arrival_times(self) -> bool:
+        """True while the decoder infers the rate from when chunks arrive (they must not be joined)."""
+        return bool(getattr(self.decoder, "needs_arrival_times", False))
+
+    def _check_value_count(self) -> None:
+        """A text device whose lines hold another number of values than the model takes: one line
+        naming both counts and what to do."""
+        mismatch = getattr(self.decoder, "value_count_mismatch", None)
+        if mismatch is None:
+            return
+        got, want = mismatch
+        names = " ".join(self.spec.channels)
+        if got < want and got == 3:
+            todo = (f"stream with a bundle trained on the accelerometer alone (c3t-edge train --channels acc), "
+                    f"or have the device print all {want} values per line")
+        else:
+            todo = f"stream with a bundle trained on {got} channels, or have the device print {want} values per line"
+        raise DeviceMismatchError(f"the device prints {got} values per line but the model {self.spec.name} "
+                                  f"takes {want} ({names}): {todo}")
 
     def finish(self) -> list[RuntimeEvent]:
         """End of stream: decode what the decoder still holds."""
@@ -137,6 +166,8 @@ class StreamPipeline:
             self._device_info(item, out)
         elif isinstance(item, DeviceEvent):
             self.device_events.append(item)
+            if item.is_error and item.seq == -1:  # an ERR line of a text device (the forwarder stops on it)
+                out.append(Notice(f"the device printed an error line: {item.message}"))
 
     def _device_info(self, info: DeviceInfo, out: list[RuntimeEvent]) -> None:
         if info.same_stream_format(self.device):
@@ -152,6 +183,9 @@ class StreamPipeline:
         self.device = info
         out.append(DeviceNotice(info.name, info.sample_rate_hz, info.channel_names, info.firmware,
                                 spec.sample_rate_hz if resample else None))
+        describe = getattr(self.decoder, "describe", None)  # a text device: what was inferred or assumed
+        if describe is not None and (text := describe()):
+            out.append(Notice(text + (f"; resampled to {spec.sample_rate_hz:g} Hz" if resample else "")))
         warn = getattr(self.calibration, "device_warning", None)  # a profile made on another device
         if warn is not None and (message := warn(info)):
             out.append(Notice(message))
@@ -313,7 +347,7 @@ class PipelineFeed:
             gap = chunk.gap
             notice = LinkNotice("reconnected", self.port, gap.end_s, gap.reason, gap.duration_s)
             self._emit_all(self.pipeline.link_gap(notice))
-        if self.batch:
+        if self.batch and not self.pipeline.needs_arrival_times:
             self._pending.append(chunk.data)
             if len(self._pending) >= BATCH_CHUNKS:
                 self.flush()
@@ -321,7 +355,7 @@ class PipelineFeed:
         arrival = time.perf_counter()
         if not self.recorded:  # measure from when the bytes reached the host, not from when they were read
             arrival -= max(0.0, self._host_time() - chunk.host_time_s)
-        self._emit_all(self.pipeline.feed(chunk.data, arrival))
+        self._emit_all(self.pipeline.feed(chunk.data, arrival, chunk.host_time_s))
 
     def flush(self) -> None:
         """Feed the chunks a batch still holds."""

@@ -116,7 +116,11 @@ def _silence_hint(port: str, transport, pipeline: StreamPipeline, sink) -> None:
     dec = pipeline.decoder.stats
     if dec.samples:
         return
-    if transport.stats.bytes_in == 0:
+    if port.startswith("loop://"):
+        sink(Notice("loop:// is pyserial's loopback: it returns only what c3t-edge itself writes, no device is "
+                    "behind it; to try stream without hardware, run c3t-imu-sim on one end of a socat pty "
+                    "pair and stream from the other (firmware_bridge/README.md), or replay://FILE"))
+    elif transport.stats.bytes_in == 0:
         sink(Notice(f"no data from {port} after {SILENCE_HINT_S:g} s: is the device on and streaming, and "
                     "is this its port?"))
     elif dec.frames == 0:
