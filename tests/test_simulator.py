@@ -21,6 +21,7 @@ from c3t_edge.protocol import (
     TextDecoder,
     command_bytes,
 )
+from c3t_edge.protocol.frames import encode_command_frame, wire
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +302,12 @@ def test_answers_host_commands_on_a_pty(sim, tmp_path) -> None:
         os.write(master, command_bytes(0x55, seq=3))
         got = _read_until(master, dec, lambda it: events(it, EventCode.NACK))
         assert events(got, EventCode.NACK)[0].detail == 0x55
+        # a START in version 2, which this device does not speak: dropped, and the device says so
+        os.write(master, wire(encode_command_frame(4, CommandCode.START, version=2)))
+        got = _read_until(master, dec, lambda it: events(it, EventCode.UNSUPPORTED))
+        unsupported = events(got, EventCode.UNSUPPORTED)[0]
+        assert unsupported.detail == 2 and "version" in unsupported.message and unsupported.is_error
+        assert not events(got, EventCode.ACK) and not events(got, EventCode.STARTED) and not batches(got)
         os.write(master, b"\x12\x34garbage\x00" + command_bytes(CommandCode.START, seq=4))
         got = _read_until(master, dec, lambda it: sum(len(b) for b in batches(it)) >= 20)
         assert events(got, EventCode.STARTED)
