@@ -54,6 +54,13 @@ def _training_note(meta: dict, subjects: list[int]) -> str:
             "(development protocol: train subjects 1,3,5, test 2,4,6)")
 
 
+def describe_delay(median_s: float) -> str:
+    """The median delay from an action's end to its first event, in words that are true whichever
+    its sign (a negative delay: the event came before the action ended)."""
+    when = f"{median_s:.2f} s after" if median_s >= 0 else f"{-median_s:.2f} s before"
+    return f"the first event came a median {when} the action's end"
+
+
 def run(args: argparse.Namespace) -> int:
     from c3t_edge.runtime.events import ActionEvent, WindowResult
     from c3t_edge.runtime.runner import PortOptions, run_port
@@ -117,11 +124,7 @@ def run(args: argparse.Namespace) -> int:
         mark = "ok" if m["correct"] else "--"
         print(f"  {i:2d}. {m['true']:<32s} {m['start_s']:6.1f}-{m['end_s']:5.1f} s  {mark}  {got}")
     print()
-    delay = ""
-    if score.delays_s:
-        median = score.as_dict()["delay_median_s"]
-        when = f"{median:.2f} s after" if median >= 0 else f"{-median:.2f} s before"
-        delay = f"; the first event came a median {when} the action's end"
+    delay = f"; {describe_delay(score.as_dict()['delay_median_s'])}" if score.delays_s else ""
     print(f"events: {score.correct}/{score.n_true} actions recognised correctly (event-level accuracy "
           f"{score.accuracy:.0%}), {score.detected - score.correct} wrong, {score.n_true - score.detected} "
           f"missed, {score.false_events} events during rest, {score.extra_events} repeated{delay}.")
