@@ -26,3 +26,22 @@ def test_a_forward_gap_keeps_its_duration() -> None:
 def test_a_negative_median_delay_is_before_the_actions_end() -> None:
     assert describe_delay(-1.48) == "the first event came a median 1.48 s before the action's end"
     assert describe_delay(0.3) == "the first event came a median 0.30 s after the action's end"
+
+
+def test_stream_says_why_the_device_description_was_refused() -> None:
+    """A DEVICE_INFO with an accelerometer in counts: the silence hint gives the decoder's reason."""
+    from types import SimpleNamespace
+
+    from c3t_edge.protocol import ChannelSpec, FrameDecoder, default_imu_info
+    from c3t_edge.protocol.frames import encode_imu_frame, encode_info_frame, wire
+    from c3t_edge.runtime.runner import _silence_hint
+
+    info = default_imu_info()
+    counts_info = type(info)(**{**{f: getattr(info, f) for f in info.__slots__},
+                                "channels": tuple(ChannelSpec(c.kind, c.axis, 0, 1.0, 32768.0) for c in info.channels)})
+    decoder = FrameDecoder()
+    decoder.feed(wire(encode_info_frame(0, 0, counts_info)) + wire(encode_imu_frame(1, 0, [[1] * 6])))
+    said: list = []
+    _silence_hint("/dev/ttyACM0", SimpleNamespace(stats=SimpleNamespace(bytes_in=200)),
+                  SimpleNamespace(decoder=decoder), said.append)
+    assert len(said) == 1 and "refused" in said[0].message and "declared in counts" in said[0].message

@@ -126,6 +126,9 @@ def _silence_hint(port: str, transport, pipeline: StreamPipeline, sink) -> None:
     elif dec.frames == 0:
         sink(Notice(f"{transport.stats.bytes_in} bytes from {port} but neither valid frames nor lines of "
                     "numbers: is the baud rate right (--baud)?"))
+    elif getattr(pipeline.decoder, "refusal", None):
+        sink(Notice(f"{pipeline.decoder.refusal}; its samples cannot be scaled until the device sends a "
+                    "DEVICE_INFO that firmware_bridge/PROTOCOL.md section 3.1 allows"))
     elif getattr(dec, "no_info", 0):
         sink(Notice("sample frames arrive but the device has not described itself (DEVICE_INFO); "
                     "its samples cannot be scaled until it does"))
