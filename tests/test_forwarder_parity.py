@@ -1,0 +1,184 @@
+"""Edge Impulse data forwarder parity: a board that prints forwarder lines is streamed as it is.
+
+The lines are written here the way the forwarder's documentation shows them (README-data-forwarder.md
+of edge-impulse-cli: one reading per line, values split by ``,`` or TAB, the Arduino example prints
+acceleration times 9.80665 with ``Serial.print`` and ends lines with ``Serial.println``), from real
+UTD-MHAD trials, not by the decoder under test. They go through a real pty into ``c3t-edge stream``
+with the default bundle and no format flag but ``--gyro-units rad/s``: the text mode, the rate
+(50 or 100 Hz, from line timing) and m/s² (from gravity) are found, and the recognised actions are
+compared with the binary protocol path on the same trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from _pty import raw_pty_at
+from _runtime import real_trials, require_default_bundle, run_recording
+
+from c3t_edge.runtime import ActionEvent
+from c3t_edge.runtime.sessions import compose_session, score_events, write_session_recording
+
+G = 9.80665
+#: Real-time pacing of the first lines (the rate is inferred from the first second, as the forwarder
+#: does); the rest is written as fast as the pty takes it, to keep the test short.
+PACED_S = 2.5
+
+
+@pytest.fixture(scope="module")
+def held_out_session(utd_mhad_dir, tmp_path_factory):
+    """Ten wrist actions from trials 1-2 (never seen as IMU by the shipped bundle), 2.5 s rest, and
+    the actions the binary protocol path recognises on them."""
+    require_default_bundle()
+    from c3t_edge.data import open_dataset
+    from c3t_edge.runtime import load_model
+
+    dataset = open_dataset(utd_mhad_dir)
+    trials = real_trials(dataset, [1, 3, 5, 8, 10, 12, 14, 16, 18, 21], subjects=[4, 5, 6, 1, 2, 3], trials=[1, 2])
+    session = compose_session(trials, rest_s=2.5, seed=13)
+    path = write_session_recording(session, tmp_path_factory.mktemp("forwarder") / "binary.c3trec")
+    model = load_model("default")
+    events = [e for e in run_recording(path, model)[0] if isinstance(e, ActionEvent)]
+    return session, events, model.spec.window_s
+
+
+def forwarder_lines(samples_g_dps: np.ndarray, rate_hz: float) -> list[bytes]:
+    """The samples (50 Hz, g and deg/s) at ``rate_hz`` as a sketch prints them for the forwarder:
+    m/s² with 2 decimals (``Serial.print(x * CONVERT_G_TO_MS2)``), rad/s with 4, a ``Started``
+    banner and a line of axis names first; lines alternate between TAB separators and ``,\\t`` with
+    a trailing comma, and end in CRLF (``Serial.println``)."""
+    n = len(samples_g_dps)
+    t50 = np.arange(n) / 50.0
+    t = np.arange(int((n - 1) / 50.0 * rate_hz) + 1) / rate_hz
+    x = np.stack([np.interp(t, t50, samples_g_dps[:, c]) for c in range(6)], axis=1)
+    acc, gyro = x[:, :3] * G, x[:, 3:] * (math.pi / 180.0)
+    lines = [b"Started\r\n", b"accX,accY,accZ,gyrX,gyrY,gyrZ\r\n"]
+    for i in range(len(x)):
+        values = [f"{v:.2f}" for v in acc[i]] + [f"{v:.4f}" for v in gyro[i]]
+        line = "\t".join(values) if i % 2 else ",\t".join(values) + ","
+        lines.append(line.encode() + b"\r\n")
+    return lines
+
+
+class PtyDevice:
+    """A 'board' on a raw pty pair: PORT is the symlink to its slave end; :meth:`play` writes
+    lines at ``rate_hz`` for :data:`PACED_S` seconds, then the rest at once. Writes never block (a
+    UART whose host stopped reading drops bytes)."""
+
+    def __init__(self, link: str) -> None:
+        self.link = link
+        self.master, self.slave = raw_pty_at(link)
+        os.set_blocking(self.master, False)
+        self.stop = threading.Event()
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self.stop.is_set():
+            try:
+                view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                time.sleep(0.002)
+
+    def play(self, lines: list[bytes], rate_hz: float, paced_s: float = PACED_S) -> threading.Thread:
+        def run() -> None:
+            start = time.monotonic()
+            n_paced = int(paced_s * rate_hz)
+            for i, line in enumerate(lines[:n_paced]):
+                delay = start + i / rate_hz - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                self.write(line)
+            self.write(b"".join(lines[n_paced:]))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        self.stop.set()
+        for fd in (self.master, self.slave):
+            os.close(fd)
+        os.unlink(self.link)
+
+
+def stream(port: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "c3t_edge", "stream", "--port", port, "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("rate_hz", [50, 100])
+def test_forwarder_lines_in_si_units_give_the_binary_paths_actions(held_out_session, tmp_path, rate_hz):
+    session, binary_events, window_s = held_out_session
+    lines = forwarder_lines(session.samples, rate_hz)
+    device = PtyDevice(str(tmp_path / "ttyEI"))
+    proc = stream(device.link, "--gyro-units", "rad/s")
+    try:
+        time.sleep(2.0)  # the port is open: the board starts printing
+        writer = device.play(lines, rate_hz)
+        writer.join(120)
+        time.sleep(4.0)  # the last bytes are read and decoded
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        device.close()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    device_row = next(r for r in rows if r["type"] == "device")
+    assert device_row["name"] == "text" and device_row["sample_rate_hz"] == rate_hz
+    assert device_row["resampled_to_hz"] == (None if rate_hz == 50 else 50)
+    (notice,) = [r["message"] for r in rows if r["type"] == "notice" and r["message"].startswith("text lines")]
+    assert f"at {rate_hz} Hz (inferred from 1 s of line timing)" in notice, notice
+    assert "acceleration in m/s² (detected, gravity read " in notice and "rotation in rad/s" in notice, notice
+    gravity = float(notice.split("gravity read ")[1].split(")")[0])
+    assert 0.9 * G < gravity < 1.1 * G, notice
+    summary = rows[-1]
+    assert summary["type"] == "summary" and summary["samples"] == len(lines) - 2, summary
+    # text time is line index / rate from the first sample line; the session's starts at t0_s
+    text_events = [{"t": r["t"] + session.t0_s, "label": r["label"]} for r in rows if r["type"] == "action"]
+    got = [e["label"] for e in text_events]
+    want = [e.label for e in binary_events if e.label is not None]
+    binary_score = score_events(binary_events, session.truth, slack_s=window_s)
+    text_score = score_events(text_events, session.truth, slack_s=window_s)
+    # the same samples up to print rounding (at 100 Hz: interpolated, then resampled back to 50 Hz):
+    # the same actions, and the same event-level score
+    assert got == want, (got, want)
+    assert text_score.correct >= binary_score.correct and text_score.false_events <= binary_score.false_events, (
+        text_score.as_dict(), binary_score.as_dict())
+    assert binary_score.correct >= 8, binary_score.as_dict()  # the comparison is with a path that works
+
+
+def test_three_values_per_line_against_a_six_channel_bundle_is_one_clear_line(tmp_path):
+    """An accelerometer-only board (3 values per line) against the 6-channel default bundle."""
+    require_default_bundle()
+    rng = np.random.default_rng(3)
+    acc = np.array([0.1, -0.2, 9.78]) + rng.normal(0, 0.05, (300, 3))
+    lines = [(",\t".join(f"{v:.2f}" for v in row) + ",\r\n").encode() for row in acc]
+    device = PtyDevice(str(tmp_path / "ttyACC"))
+    proc = stream(device.link)
+    try:
+        time.sleep(2.0)
+        device.play(lines, 50.0, paced_s=6.0)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        device.close()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("c3t-edge stream: error: the device prints 3 values per line"), last
+    assert "takes 6 (ax ay az gx gy gz)" in last and "--channels acc" in last, last
+    assert "baud" not in err
