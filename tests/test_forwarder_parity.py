@@ -182,3 +182,20 @@ def test_three_values_per_line_against_a_six_channel_bundle_is_one_clear_line(tm
     assert last.startswith("c3t-edge stream: error: the device prints 3 values per line"), last
     assert "takes 6 (ax ay az gx gy gz)" in last and "--channels acc" in last, last
     assert "baud" not in err
+
+
+def test_hints_fit_the_case(tmp_path):
+    """`decode --text` of protocol frames says the input is binary; `stream --port loop://` says no
+    device is behind pyserial's loopback (not 'is the baud rate right?')."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "c3t_edge" / "assets" / "demo" / "wrist_session.c3trec"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    dec = subprocess.run([sys.executable, "-m", "c3t_edge", "decode", "--text", str(demo)],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert dec.returncode == 0 and dec.stdout == ""
+    assert dec.stderr.splitlines()[-1].endswith("valid protocol frames: the input is binary, decode it without --text")
+    loop = subprocess.run([sys.executable, "-m", "c3t_edge", "stream", "--port", "loop://", "--duration", "4.5"],
+                          capture_output=True, text=True, timeout=90, env=env)
+    assert loop.returncode == 0 and "loop:// is pyserial's loopback" in loop.stderr, loop.stderr
+    assert "baud" not in loop.stderr

@@ -154,8 +154,11 @@ def run(args: argparse.Namespace) -> int:
         decoder = FrameDecoder()
     out = sys.stdout
     refusal = None
+    probe = FrameDecoder() if args.text else None  # --text on protocol frames: say so at the end
     for chunk in itertools.chain(_chunks(args.file), [None]):  # None: the end of the input
         items = decoder.feed(chunk) if chunk is not None else decoder.finish()
+        if probe is not None and chunk is not None and not decoder.stats.samples:
+            probe.feed(chunk)
         for item in items:
             if isinstance(item, SampleBatch):
                 _print_batch(item, args.json, out)
@@ -175,4 +178,7 @@ def run(args: argparse.Namespace) -> int:
         print("decode: " + " ".join(f"{k}={stats[k]}" for k in keys), file=err)
     if not args.text and stats["bytes"] and stats["frames"] == 0:
         print("decode: no valid frame in the input; if it is plain text, try --text", file=err)
+    if probe is not None and stats["samples"] == 0 and probe.stats.frames:
+        print(f"decode: no line of numbers, but {probe.stats.frames} valid protocol frames: the input is binary, "
+              "decode it without --text", file=err)
     return 0
