@@ -173,6 +173,11 @@ class TextDecoder:
         return self.info is not None
 
     @property
+    def held_samples(self) -> int:
+        """Sample lines held while the rate or units are being found (delivered when they are)."""
+        return self._held_rows
+
+    @property
     def needs_arrival_times(self) -> bool:
         """True while the rate is inferred from line timing (chunks must not be joined)."""
         return self.info is None and self.sample_rate_hz is None

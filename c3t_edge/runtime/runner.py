@@ -114,7 +114,8 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
 def _silence_hint(port: str, transport, pipeline: StreamPipeline, sink) -> None:
     """Say why no sample has arrived yet (nothing at all, bytes but no frames, frames but no DEVICE_INFO)."""
     dec = pipeline.decoder.stats
-    if dec.samples:
+    text = getattr(pipeline.decoder, "text", pipeline.decoder)
+    if dec.samples or getattr(text, "held_samples", 0):  # text lines are held while their rate is timed
         return
     if port.startswith("loop://"):
         sink(Notice("loop:// is pyserial's loopback: it returns only what c3t-edge itself writes, no device is "
