@@ -45,3 +45,9 @@ def test_stream_says_why_the_device_description_was_refused() -> None:
     _silence_hint("/dev/ttyACM0", SimpleNamespace(stats=SimpleNamespace(bytes_in=200)),
                   SimpleNamespace(decoder=decoder), said.append)
     assert len(said) == 1 and "refused" in said[0].message and "declared in counts" in said[0].message
+
+
+def test_a_reset_gap_has_no_duration_in_json() -> None:
+    gap = GapEvent(t_from=39.98, t_to=0.0, cause="reset", lost_frames=0, filled=False).as_dict()
+    assert gap["duration_s"] is None and gap["t_from"] == 39.98 and gap["t"] == 0.0
+    assert GapEvent(1.0, 1.5, "lost", 3, False).as_dict()["duration_s"] == 0.5

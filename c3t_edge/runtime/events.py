@@ -59,7 +59,9 @@ class WindowResult:
 class GapEvent:
     """Samples are missing between device times ``t_from`` and ``t_to`` (lost frames, a link
     outage, a device reset). ``filled``: short gaps are interpolated and recognition goes on;
-    otherwise windows and smoothing restart after it. ``cause``: lost, link, reset, time."""
+    otherwise windows and smoothing restart after it. ``cause``: lost, link, reset, time. After a
+    reset ``t_from`` and ``t_to`` are on two different clocks (the device's before and after its
+    restart), so the gap has no duration (``duration_s`` is null in JSON)."""
 
     t_from: float
     t_to: float
@@ -69,7 +71,8 @@ class GapEvent:
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": "gap", "t": round(self.t_to, 4), "t_from": round(self.t_from, 4),
-                "duration_s": round(self.t_to - self.t_from, 4), "cause": self.cause,
+                "duration_s": None if self.cause == "reset" else round(self.t_to - self.t_from, 4),
+                "cause": self.cause,
                 "lost_frames": self.lost_frames, "filled": self.filled}
 
 
