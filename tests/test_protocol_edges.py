@@ -353,3 +353,21 @@ def test_the_summary_reports_backsteps_and_unknown_frames(tmp_path, capsys) -> N
     _, _, err = run_decode([str(tmp_path / "s.bin")], capsys)
     summary = err.strip().splitlines()[-1]
     assert "lost=0" in summary and "unknown_frames=1" in summary and "time_backsteps=1" in summary
+
+
+def test_an_echo_of_the_hosts_own_commands_does_not_disturb_the_sequence() -> None:
+    """A COMMAND frame (host -> device) reaching the host, e.g. on a loopback: dropped as
+    unsupported; its sequence number (the host's) is not taken for the device's."""
+    counts = RNG.integers(-99, 99, size=(2, 10, 6))
+    stream = (
+        spec_info(0, 0, IMU6)
+        + spec_imu(500, 0, counts[0])
+        + spec_frame(0x10, 0, 0, bytes((0x01,)))  # START, host sequence 0
+        + spec_imu(501, 200_000, counts[1])
+    )
+    items, dec = decode_every_way(stream)
+    assert dec.stats.unsupported == 1 and dec.stats.resets == 0 and dec.stats.unknown_frames == 0
+    assert dec.stats.lost == 499  # the device's own gap 0 -> 500, nothing more
+    batches = [b for b in items if isinstance(b, SampleBatch)]
+    assert len(batches) == 1 and batches[0].lost_before == 499 and batches[0].n_frames == 2
+    np.testing.assert_array_equal(batches[0].raw, counts.reshape(-1, 6))

@@ -167,7 +167,7 @@ class DecoderStats:
     samples: int = 0  #: samples delivered
     corrupt: int = 0  #: delimited chunks rejected: bad COBS, bad CRC, too short or too long
     malformed: int = 0  #: frames with a good CRC but a payload that contradicts its header or the device info
-    unsupported: int = 0  #: frames with a good CRC but a protocol version this host does not speak (dropped)
+    unsupported: int = 0  #: good CRC, but a version this host does not speak or a COMMAND (an echo): dropped
     unknown_frames: int = 0  #: frames of this version with a frame type this host does not know (skipped, not lost)
     refused_info: int = 0  #: DEVICE_INFO frames refused for breaking PROTOCOL.md 3.1 (too many channels, units)
     lost: int = 0  #: frames missing according to sequence-number gaps

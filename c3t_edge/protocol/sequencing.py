@@ -45,6 +45,7 @@ _SAMPLE_OFFSET = HEADER_SIZE + IMU_PREFIX_SIZE
 _INFO = int(FrameType.DEVICE_INFO)
 _IMU = int(FrameType.IMU_SAMPLES)
 _EVENT = int(FrameType.EVENT)
+_COMMAND = int(FrameType.COMMAND)
 #: A step of device time back by at most this many microseconds (60 s) is read as the clock going
 #: back; any other step is read forwards (an outage, across the 32-bit wrap when there is one).
 BACKSTEP_MAX_US = 60_000_000
@@ -218,12 +219,14 @@ class FrameSequencer:
         return k + 1
 
     def _frame_type(self, block: FrameBlock, k: int) -> int | None:
-        """Frame ``k``'s type, or None (counted) when its CRC fails or its version is not spoken
-        here (a frame of another version may lay out its header differently: nothing of it is used)."""
+        """Frame ``k``'s type, or None (counted) when its CRC fails, its version is not spoken here
+        (a frame of another version may lay out its header differently: nothing of it is used), or
+        it is a COMMAND (host -> device: an echo of the host's own commands, whose sequence numbers
+        are not the device's)."""
         if not block.crc_ok[k]:
             self.stats.corrupt += 1
             return None
-        if block.version[k] != PROTOCOL_VERSION:
+        if block.version[k] != PROTOCOL_VERSION or block.frame_type[k] == _COMMAND:
             self.stats.unsupported += 1
             return None
         return block.frame_type[k]
