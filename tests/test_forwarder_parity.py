@@ -200,3 +200,30 @@ def test_hints_fit_the_case(tmp_path):
                           capture_output=True, text=True, timeout=90, env=env)
     assert loop.returncode == 0 and "loop:// is pyserial's loopback" in loop.stderr, loop.stderr
     assert "baud" not in loop.stderr
+
+
+def test_a_replayed_text_recording_infers_the_recorded_rate_at_any_speed(tmp_path):
+    """Recorded arrival times decide the rate, so `replay --fast` infers what `stream` did live."""
+    require_default_bundle()
+    import asyncio
+
+    from c3t_edge.recording import RecordingWriter
+    from c3t_edge.runtime import ListSink, StreamPipeline, load_model
+    from c3t_edge.runtime.autodetect import AutoDecoder
+    from c3t_edge.runtime.events import DeviceNotice
+    from c3t_edge.runtime.runner import PortOptions, run_port
+
+    path = tmp_path / "text100.c3trec"
+    with RecordingWriter(path, port="ttyEI", start_wall_time_s=1.7e9, fsync_interval_s=None) as w:
+        for i in range(400):  # 4 s at 100 Hz, one line per chunk, in m/s²
+            w.write_chunk(f"0.{i % 10}\t-0.5\t9.79\t0.01\t0.02\t-0.01,\r\n".encode(), 1.7e9 + i / 100.0)
+    model = load_model("default")
+    for speed in (None, 50.0):
+        sink = ListSink()
+        decoder = AutoDecoder(None, n_channels=6, acc_unit="auto", rate_hint_hz=model.spec.sample_rate_hz)
+        pipeline = StreamPipeline(model, decoder=decoder)
+        asyncio.run(run_port(f"replay://{path}", pipeline, sink, options=PortOptions(speed=speed),
+                             handle_signals=False))
+        (device,) = [e for e in sink.events if isinstance(e, DeviceNotice)]
+        assert device.sample_rate_hz == 100 and device.resampled_to_hz == 50, (speed, device)
+        assert sink.final.samples == 399  # the first line may be cut off: dropped
