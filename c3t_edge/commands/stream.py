@@ -3,7 +3,9 @@
 Bytes from PORT go through the protocol decoder, the calibration stage, resampling (when the
 device's rate differs from the model's), sliding windows of the model's length and hop, the model,
 and smoothing with hysteresis; each recognised action is printed as it starts (one line, or one
-JSON object with --json). A lost link is waited out and reported; recognition resumes when the
+JSON object with --json). A device that prints Edge Impulse data-forwarder lines is detected;
+its rate is inferred from line timing and its units from gravity, as one notice says
+(--rate, --acc-units, --gyro-units set them). A lost link is waited out and reported; recognition resumes when the
 device is back. Ctrl-C or SIGTERM ends the run with a summary (frames, samples, lost, corrupt,
 windows, events, latency p50/p99).
 """
