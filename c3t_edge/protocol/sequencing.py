@@ -167,7 +167,7 @@ class FrameSequencer:
         self.info = info
         self._window = duplicate_window
         self._last_seq: int | None = None
-        self._last_t: int | None = None  #: raw time of the last in-order frame, us
+        self._last_t: int | None = None  #: raw time of the last frame of this boot, us
         self._t_epoch = 0  #: added to raw times to unwrap them, us (a multiple of 2**32)
         self._max_epoch = 0  #: the largest epoch of this boot (a wrap is counted once, on reaching a new one)
         self._boot = 0
