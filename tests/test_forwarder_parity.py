@@ -227,3 +227,30 @@ def test_a_replayed_text_recording_infers_the_recorded_rate_at_any_speed(tmp_pat
         (device,) = [e for e in sink.events if isinstance(e, DeviceNotice)]
         assert device.sample_rate_hz == 100 and device.resampled_to_hz == 50, (speed, device)
         assert sink.final.samples == 399  # the first line may be cut off: dropped
+
+
+@pytest.mark.parametrize("rate_hz", [50, 100])
+def test_rotation_that_looks_like_rad_per_s_gets_a_notice_and_deg_per_s_does_not(held_out_session, rate_hz):
+    """Real wrist trials: printed in rad/s with the unit left to its default, the decoder suggests
+    --gyro-units rad/s; printed in deg/s (the same trials), it says nothing."""
+    from c3t_edge.protocol.text import TextDecoder
+
+    session = held_out_session[0]
+    for unit in ("rad/s", "deg/s"):
+        dec = TextDecoder(float(rate_hz), n_channels=6, acc_unit="auto", gyro_unit=None)
+        lines = forwarder_lines(session.samples, rate_hz)  # m/s², rad/s
+        if unit == "deg/s":
+            lines = [line if i < 2 else _rad_to_deg(line) for i, line in enumerate(lines)]
+        for line in lines:
+            dec.feed(line)
+        dec.finish()
+        if unit == "rad/s":
+            assert dec.advice is not None and "--gyro-units rad/s" in dec.advice
+        else:
+            assert dec.advice is None, dec.advice
+
+
+def _rad_to_deg(line: bytes) -> bytes:
+    values = line.decode().replace(",", " ").split()
+    gyro = [f"{float(v) * 180.0 / math.pi:.2f}" for v in values[3:]]
+    return ("\t".join(values[:3] + gyro) + "\r\n").encode()

@@ -216,7 +216,7 @@ def test_acceleration_unit_detected_from_gravity(scale, unit, source) -> None:
 def test_rotation_in_rad_per_s_becomes_deg_per_s() -> None:
     items, dec = decode(b"\n0,0,1,3.14159265,-1.5707963,0.5\n", gyro_unit="rad/s")
     np.testing.assert_allclose(samples_of(items), [[0, 0, 1, 180, -90, 0.5 * 180 / np.pi]], rtol=1e-5)
-    assert "rotation in rad/s, converted to deg/s" in dec.describe()
+    assert "rotation in rad/s (set), converted to deg/s" in dec.describe()
 
 
 def test_a_steady_wrong_value_count_is_reported_with_both_counts() -> None:

@@ -21,7 +21,10 @@ The rules follow the forwarder's documented format and its parser (``edge-impuls
   gz). Acceleration printed in m/s² (the forwarder's examples multiply by 9.80665) is detected from
   gravity (``acc_unit="auto"``: the median magnitude of the first lines near 9.8 rather than 1) or
   set, and delivered in g; a gyroscope printed in rad/s is set with ``gyro_unit="rad/s"`` and
-  delivered in deg/s. :meth:`TextDecoder.describe` says what was inferred, detected or assumed.
+  delivered in deg/s. Rotation is not converted on a guess, but when it was only assumed to be deg/s
+  and stays below :data:`RAD_S_PEAK` through clear motion (the accelerometer's magnitude varies by
+  more than :data:`MOTION_STD_G`), :attr:`TextDecoder.advice` says that it looks like rad/s.
+  :meth:`TextDecoder.describe` says what was inferred, detected or assumed.
 
 There is no timestamp, sequence number or CRC: time is the sample index divided by the rate, and a
 damaged line is only caught when it no longer parses.
@@ -62,6 +65,11 @@ UNIT_LINES = 25
 MAX_HELD_LINES = 5000
 #: Consecutive numeric lines of one wrong value count after which :attr:`TextDecoder.value_count_mismatch` is set.
 MISMATCH_LINES = 10
+#: Rotation that never reaches this (printed units) while the wrist clearly moves looks like rad/s
+#: (a moving wrist turns at hundreds of deg/s, a few rad/s).
+RAD_S_PEAK = 12.0
+#: Std of |acceleration| (g) over a block of samples that counts as clear motion.
+MOTION_STD_G = 0.2
 #: Median |acceleration| ranges read as gravity in g and in m/s².
 GRAVITY_G = (0.5, 2.0)
 GRAVITY_MS2 = (0.5 * STANDARD_GRAVITY, 2.0 * STANDARD_GRAVITY)
@@ -118,8 +126,9 @@ class TextDecoder:
     chunk was received and ``rate_hint_hz`` the rate a one-second count is snapped to.
     ``n_channels``: the expected values per line; ``None`` takes it from the first sample line.
     ``acc_unit``: ``"g"``, ``"m/s2"`` or ``"auto"`` (detected from gravity). ``gyro_unit``:
-    ``"deg/s"`` or ``"rad/s"``. ``skip_first_line``: drop everything up to the first line end,
-    because a port opened mid-line yields a partial line.
+    ``"deg/s"`` or ``"rad/s"``; ``None``: deg/s, assumed (then :attr:`advice` may say it looks like
+    rad/s). ``skip_first_line``: drop everything up to the first line end, because a port opened
+    mid-line yields a partial line.
     """
 
     #: ``feed`` takes the chunk's arrival time (the pipeline passes it while the rate is inferred).
@@ -131,13 +140,15 @@ class TextDecoder:
         *,
         n_channels: int | None = None,
         acc_unit: str = "g",
-        gyro_unit: str = "deg/s",
+        gyro_unit: str | None = "deg/s",
         skip_first_line: bool = True,
         rate_hint_hz: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         if acc_unit not in ACC_UNITS:
             raise ValueError(f"acc_unit must be one of {', '.join(ACC_UNITS)}, not {acc_unit!r}")
+        self.gyro_source = "set" if gyro_unit is not None else "assumed"
+        gyro_unit = gyro_unit or "deg/s"
         if gyro_unit not in GYRO_UNITS:
             raise ValueError(f"gyro_unit must be one of {', '.join(GYRO_UNITS)}, not {gyro_unit!r}")
         if sample_rate_hz is not None and not sample_rate_hz > 0:
@@ -150,6 +161,9 @@ class TextDecoder:
         self.acc_source = "detected" if acc_unit == "auto" else "set"
         self.gravity_read: float | None = None
         self.gyro_unit = gyro_unit
+        #: A one-line suggestion about the units, once the samples make one (None until then).
+        self.advice: str | None = None
+        self._motion_block: list[tuple[np.ndarray, np.ndarray]] = []  # (acc in g, rotation as printed)
         self.header: tuple[str, ...] | None = None
         #: (values per line the device prints, values expected) once :data:`MISMATCH_LINES`
         #: numeric lines in a row had that other count; None otherwise.
@@ -229,8 +243,8 @@ class TextDecoder:
             parts.append(f"acceleration in {unit} ({self.acc_source}{gravity})"
                          + (", converted to g" if self.acc_unit == "m/s2" else ""))
         if self._n_channels == 6:
-            parts.append(f"rotation in {self.gyro_unit}" + (", converted to deg/s" if self.gyro_unit == "rad/s"
-                                                             else " (--gyro-units rad/s if it prints rad/s)"))
+            parts.append(f"rotation in {self.gyro_unit} ({self.gyro_source})"
+                         + (", converted to deg/s" if self.gyro_unit == "rad/s" else ""))
         return "; ".join(parts)
 
     # ------------------------------------------------------------------ lines
@@ -330,6 +344,19 @@ class TextDecoder:
         elif not GRAVITY_G[0] <= gravity <= GRAVITY_G[1]:
             self.acc_source = "assumed"
 
+    def _check_rotation_unit(self, samples: np.ndarray, raw: np.ndarray) -> None:
+        """Set :attr:`advice` when rotation assumed in deg/s stays small through clear motion
+        (checked per block of at least a second of samples)."""
+        self._motion_block.append((samples[:, :3], raw[:, 3:6]))
+        if sum(len(a) for a, _ in self._motion_block) < max(25, int(self.sample_rate_hz or 50)):
+            return
+        acc = np.concatenate([a for a, _ in self._motion_block])
+        peak = float(np.abs(np.concatenate([g for _, g in self._motion_block])).max())
+        self._motion_block = []
+        if float(np.linalg.norm(acc, axis=1).std()) > MOTION_STD_G and peak < RAD_S_PEAK:
+            self.advice = (f"rotation peaks at {peak:.2g} while the accelerometer shows clear motion: the device "
+                           "probably prints rad/s, not deg/s; if so, pass --gyro-units rad/s")
+
     def _make_info(self, n: int) -> DeviceInfo:
         if n in (3, 6):
             kinds = [(ChannelKind.ACC, ChannelUnit.G)] * 3 + [(ChannelKind.GYRO, ChannelUnit.DEG_PER_S)] * (n - 3)
@@ -392,6 +419,8 @@ class TextDecoder:
             samples[:, :3] /= np.float32(STANDARD_GRAVITY)
         if self.gyro_unit == "rad/s" and samples.shape[1] == 6:
             samples[:, 3:6] *= np.float32(DEG_PER_RAD)
+        if self.gyro_source == "assumed" and self.advice is None and samples.shape[1] == 6:
+            self._check_rotation_unit(samples, raw)
         n = samples.shape[0]
         assert self.info is not None and self.sample_rate_hz is not None
         t = (self._index + np.arange(n)) / self.sample_rate_hz

@@ -61,8 +61,9 @@ def add_format_flags(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--acc-units", choices=ACC_UNITS, default="auto",
                    help="unit the device prints acceleration in (default auto: m/s² when gravity reads near "
                         "9.8, g near 1); converted to g")
-    t.add_argument("--gyro-units", choices=GYRO_UNITS, default="deg/s",
-                   help="unit the device prints rotation in (default deg/s); rad/s is converted to deg/s")
+    t.add_argument("--gyro-units", choices=GYRO_UNITS, default=None,
+                   help="unit the device prints rotation in (default: deg/s, with a notice if the values look "
+                        "like rad/s); rad/s is converted to deg/s")
 
 
 def decoder_from_args(args: argparse.Namespace, model: WindowModel):

@@ -92,6 +92,7 @@ class StreamPipeline:
         self._gaps = 0
         self._link_gaps = 0
         self._after_link = False
+        self._advised: str | None = None
         self._filled = 0
         self._first_window_at: float | None = None
         if warm_up:
@@ -121,7 +122,16 @@ class StreamPipeline:
             self._item(item, arrival, out)
         if self.device is None:
             self._check_value_count()
+        self._advice(out)
         return out
+
+    def _advice(self, out: list[RuntimeEvent]) -> None:
+        """A text decoder's one-time suggestion about units (rotation that looks like rad/s)."""
+        text = getattr(self.decoder, "text", self.decoder)
+        advice = getattr(text, "advice", None)
+        if advice is not None and advice != self._advised:
+            self._advised = advice
+            out.append(Notice(advice))
 
     @property
     def needs_arrival_times(self) -> bool:
