@@ -25,15 +25,21 @@ from c3t_edge.methods import Method, MethodData, TrainConfig, build_method
 
 
 def load_arrays(data_dir: str | Path | None, config: TrainConfig, progress: bool = False) -> TrialArrays:
-    """Open the dataset, keep the classes of ``config.placement``, preprocess (cached)."""
+    """Open the dataset, keep the classes of ``config.placement``, preprocess (cached), keep the IMU
+    channels of ``config.channels`` (every window cut from the result has just those)."""
     dataset = open_dataset(data_dir)
     if config.placement != "all":
         if dataset.format != "utd-mhad":
             raise C3TEdgeError("--placement wrist|thigh applies to UTD-MHAD; use 'all' for your own data")
         names = tuple(UTD_MHAD_ACTIONS[a - 1] for a in action_numbers_for(config.placement))
         dataset = dataset.restrict_labels(names)
-    camera = config.camera if build_method(config).needs_camera() else None
-    return load_trial_arrays(dataset, config.preprocess, camera, progress=progress)
+    method = build_method(config)
+    camera = config.camera if method.needs_camera() else None
+    try:
+        channels = method.imu_channels()
+    except ValueError as exc:
+        raise C3TEdgeError(str(exc)) from None
+    return load_trial_arrays(dataset, config.preprocess, camera, progress=progress).with_channels(channels)
 
 
 def make_split(arrays: TrialArrays, split: str) -> UmaSplit:

@@ -15,6 +15,9 @@ def add_common_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", choices=("depth", "skeleton", "rgb"), default="depth")
     parser.add_argument("--placement", choices=("wrist", "thigh", "all"), default="all",
                         help="which UTD-MHAD actions are classes (wrist: 1-21, thigh: 22-27)")
+    parser.add_argument("--channels", choices=("all", "acc"), default="all",
+                        help="IMU channels the model reads: all (ax,ay,az in g, gx,gy,gz in deg/s) or acc "
+                             "(the accelerometer alone, for devices without a gyroscope)")
     parser.add_argument("--steps", type=int, default=None, metavar="N",
                         help="optimiser steps per training stage (default: the method's)")
     parser.add_argument("--split", choices=("development", "swapped", "all-subjects"), default="development",
@@ -30,7 +33,8 @@ def add_common_training_arguments(parser: argparse.ArgumentParser) -> None:
 def base_config(args: argparse.Namespace, method: str, seed: int = 0):
     from c3t_edge.methods import METHODS, TrainConfig, apply_setting, default_config
 
-    config: TrainConfig = default_config(method, camera=args.camera, placement=args.placement, seed=seed)
+    config: TrainConfig = default_config(method, camera=args.camera, placement=args.placement, seed=seed,
+                                         channels=args.channels)
     for setting in args.settings:
         target, dot, rest = setting.partition(".")
         if dot and target in METHODS and "=" not in target:

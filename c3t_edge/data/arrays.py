@@ -26,9 +26,10 @@ from c3t_edge.errors import DataError
 class TrialArrays:
     """Whole preprocessed trials of one dataset.
 
-    ``imu[i]`` is (T_i, 6) float32 at ``config.imu_rate_hz`` in g and deg/s; ``camera[i]`` is the
-    camera clip (F_i, ...) (depth (F, s, s), skeleton (F, J*3), rgb (F, 3, s, s)) or absent when
-    ``camera_modality`` is None. ``labels`` are class indices into ``class_names``.
+    ``imu[i]`` is (T_i, C) float32 at ``config.imu_rate_hz``, columns ``channels`` (ax..gz in g and
+    deg/s, or a subset: :meth:`with_channels`); ``camera[i]`` is the camera clip (F_i, ...) (depth
+    (F, s, s), skeleton (F, J*3), rgb (F, 3, s, s)) or absent when ``camera_modality`` is None.
+    ``labels`` are class indices into ``class_names``.
     """
 
     config: pp.PreprocessConfig
@@ -41,6 +42,7 @@ class TrialArrays:
     camera_modality: str | None = None
     camera: list[np.ndarray] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    channels: tuple[str, ...] = pp.IMU_CHANNEL_SETS["all"]  #: names of the IMU columns, in order
 
     def __len__(self) -> int:
         return len(self.names)
@@ -63,8 +65,24 @@ class TrialArrays:
             for i in hidden:
                 imu[i] = np.full_like(self.imu[i], np.nan)
             views[key] = TrialArrays(self.config, self.class_names, self.names, self.subjects, self.trials,
-                                     self.labels, imu, self.camera_modality, self.camera, self.problems)
+                                     self.labels, imu, self.camera_modality, self.camera, self.problems,
+                                     self.channels)
         return views[key]
+
+    def with_channels(self, channels: tuple[str, ...]) -> TrialArrays:
+        """These trials with IMU columns ``channels`` only (names of the current ``channels``, e.g.
+        ``("ax", "ay", "az")``); the same object when nothing changes. Every window cut from the
+        result has ``len(channels)`` channels."""
+        channels = tuple(channels)
+        if channels == self.channels:
+            return self
+        missing = [name for name in channels if name not in self.channels]
+        if missing:
+            raise ValueError(f"IMU channels {','.join(missing)} are not in these trials ({','.join(self.channels)})")
+        columns = [self.channels.index(name) for name in channels]
+        imu = [np.ascontiguousarray(x[:, columns]) for x in self.imu]
+        return TrialArrays(self.config, self.class_names, self.names, self.subjects, self.trials, self.labels,
+                           imu, self.camera_modality, self.camera, self.problems, channels)
 
     @property
     def camera_shape(self) -> tuple[int, ...]:
@@ -80,7 +98,8 @@ class TrialArrays:
         camera_offset_samples: int | Sequence[int] = 0,
         with_camera: bool = True,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Paired windows for trials ``index``: IMU (n, W, 6) raw units, camera (n, S, ...).
+        """Paired windows for trials ``index``: IMU (n, W, C) raw units (C = ``len(channels)``), camera
+        (n, S, ...).
 
         The IMU window is the centred window (``clip_fit``) moved by ``shift_samples`` (positive = later
         in the trial) after time-stretching the IMU by ``dilation``; the camera is taken at the IMU
@@ -90,7 +109,7 @@ class TrialArrays:
         index = np.asarray(index, dtype=np.int64)
         shifts = np.broadcast_to(np.asarray(shift_samples), index.shape)
         offsets = np.broadcast_to(np.asarray(camera_offset_samples), index.shape)
-        imu_out = np.empty((len(index), cfg.window_samples, 6), np.float32)
+        imu_out = np.empty((len(index), cfg.window_samples, len(self.channels)), np.float32)
         cam_out = None
         if with_camera and self.camera_modality is not None:
             cam_out = np.empty((len(index), cfg.latent_steps) + self.camera_shape, np.float32)

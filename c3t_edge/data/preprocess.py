@@ -18,6 +18,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from c3t_edge.data.actions import IMU_CHANNELS, IMU_UNITS
+
+#: The IMU channel sets a model can read (``TrainConfig.channels``, ``--channels``): channel names in the
+#: dataset's column order. ``all``: ax, ay, az (g) and gx, gy, gz (deg/s); ``acc``: the accelerometer
+#: alone, for wearables without a gyroscope.
+IMU_CHANNEL_SETS: dict[str, tuple[str, ...]] = {"all": IMU_CHANNELS, "acc": IMU_CHANNELS[:3]}
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -46,6 +53,20 @@ class PreprocessConfig:
 
 # --------------------------------------------------------------------------------------------- IMU
 
+def imu_channels(channel_set: str) -> tuple[str, ...]:
+    """The channel names of ``channel_set`` (a key of :data:`IMU_CHANNEL_SETS`), in input order."""
+    try:
+        return IMU_CHANNEL_SETS[channel_set]
+    except KeyError:
+        raise ValueError(f"unknown IMU channel set {channel_set!r}: choose from "
+                         f"{', '.join(IMU_CHANNEL_SETS)}") from None
+
+
+def imu_units(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """The units of ``channels`` (names of :data:`IMU_CHANNELS`), e.g. ``("g", "g", "g")``."""
+    return tuple(IMU_UNITS[IMU_CHANNELS.index(name)] for name in channels)
+
+
 def resample(signal: np.ndarray, n_out: int) -> np.ndarray:
     """Linearly resample ``signal`` (T, C) to (n_out, C), keeping the first and last sample."""
     n_in = signal.shape[0]
@@ -59,7 +80,7 @@ def resample(signal: np.ndarray, n_out: int) -> np.ndarray:
 
 
 def resample_rate(imu: np.ndarray, rate_in_hz: float, rate_out_hz: float) -> np.ndarray:
-    """Resample an IMU trial (T, 6) from ``rate_in_hz`` to ``rate_out_hz``."""
+    """Resample an IMU trial (T, C) from ``rate_in_hz`` to ``rate_out_hz``."""
     if abs(rate_in_hz - rate_out_hz) < 1e-9:
         return imu.astype(np.float32, copy=False)
     n_out = max(2, int(round(imu.shape[0] * rate_out_hz / rate_in_hz)))
@@ -67,7 +88,7 @@ def resample_rate(imu: np.ndarray, rate_in_hz: float, rate_out_hz: float) -> np.
 
 
 def dilate(imu: np.ndarray, factor: float) -> np.ndarray:
-    """Time-stretch an IMU trial (T, 6) by ``factor`` (>1 slower, longer) at the same sample rate."""
+    """Time-stretch an IMU trial (T, C) by ``factor`` (>1 slower, longer) at the same sample rate."""
     return resample(imu, max(2, int(round(imu.shape[0] * factor))))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from c3t_edge import __version__
 from c3t_edge.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, METADATA_FILE, read_metadata, sha256_file
-from c3t_edge.data.actions import IMU_CHANNELS, IMU_UNITS
+from c3t_edge.data.preprocess import imu_channels, imu_units
 from c3t_edge.errors import BundleError
 
 #: Suggested hop between streaming windows: 25 samples = 0.5 s at 50 Hz.
@@ -32,7 +32,8 @@ def contract_sections(run, hop_samples: int | None) -> dict:
     channels, units, clip fit, input, output, normalisation), with empty ``files`` and
     ``missing_files`` to be filled, and the ``training`` section."""
     pre = run.config.preprocess
-    window, n_ch, labels = pre.window_samples, len(IMU_CHANNELS), list(run.class_names)
+    window, labels = pre.window_samples, list(run.class_names)
+    channels = imu_channels(run.config.channels)
     standardize = run.method.standardizer_
     return {
         "format": BUNDLE_FORMAT,
@@ -46,12 +47,12 @@ def contract_sections(run, hop_samples: int | None) -> dict:
         "window_samples": window,
         "window_s": window / pre.imu_rate_hz,
         "hop_samples": hop_samples or int(round(DEFAULT_HOP_S * pre.imu_rate_hz)),
-        "channels": list(IMU_CHANNELS),
-        "units": list(IMU_UNITS),
+        "channels": list(channels),
+        "units": list(imu_units(channels)),
         "clip_fit": {"crop": "centre", "pad": "edge",
                      "rule": f"a clip longer than {window} samples is centre-cropped; a shorter one is centred and "
                              "padded by repeating its first and last sample"},
-        "input": {"name": INPUT_NAME, "layout": "NWC", "shape": ["n", window, n_ch], "dtype": "float32",
+        "input": {"name": INPUT_NAME, "layout": "NWC", "shape": ["n", window, len(channels)], "dtype": "float32",
                   "meaning": "IMU windows standardised per channel: (x - normalization.mean) / normalization.std, "
                              "x in the units above, channels in the order above"},
         "output": {"name": OUTPUT_NAME, "shape": ["n", len(labels)], "dtype": "float32",

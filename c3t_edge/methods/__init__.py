@@ -86,7 +86,7 @@ METHOD_OPTIONS = frozenset({
 })
 
 #: TrainConfig fields that ``apply_setting`` may not change (they are set by their own flags).
-_FIXED_FIELDS = ("method", "seed", "extra", "preprocess")
+_FIXED_FIELDS = ("method", "seed", "extra", "preprocess", "channels")
 
 
 def apply_setting(config: TrainConfig, setting: str) -> TrainConfig:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from c3t_edge.data.arrays import TrialArrays
-from c3t_edge.data.preprocess import PreprocessConfig, Standardizer
+from c3t_edge.data.preprocess import PreprocessConfig, Standardizer, imu_channels
 from c3t_edge.models import ImuEncoder, ImuRecognizer, build_camera_encoder, build_head
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     jitter_s: float = 0.4            #: training windows start up to +-jitter_s from the centred window
     misalign_s: float = 0.0          #: training-time random offset between paired camera and IMU (s)
     temperature: float = 0.1         #: InfoNCE temperature (ca, c3t) / distillation temperature (st)
+    channels: str = "all"            #: IMU channels the model reads: all (ax..gz) | acc (ax, ay, az)
     extra: dict = field(default_factory=dict)  #: method-specific options
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
@@ -92,7 +93,7 @@ class MethodData:
 
     def batch(self, index: np.ndarray, rng: np.random.Generator, *, jitter_s: float, misalign_s: float = 0.0,
               with_camera: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Augmented training windows of trials ``index``: IMU (n, W, 6) standardised, camera
+        """Augmented training windows of trials ``index``: IMU (n, W, C) standardised, camera
         (n, S, ...) or None, labels (n,) (-1 where hidden). Both streams shift together by up to
         ``jitter_s``; the camera additionally by up to ``misalign_s``."""
         rate = self.config.imu_rate_hz
@@ -125,7 +126,11 @@ class Method(ABC):
     # ----------------------------------------------------------------------------- construction
     def _new_imu_encoder(self) -> ImuEncoder:
         p = self.config.preprocess
-        return ImuEncoder(6, self.config.latent_dim, p.window_samples, p.latent_steps)
+        return ImuEncoder(len(self.imu_channels()), self.config.latent_dim, p.window_samples, p.latent_steps)
+
+    def imu_channels(self) -> tuple[str, ...]:
+        """Names of the IMU channels the model reads, in input order (``config.channels``)."""
+        return imu_channels(self.config.channels)
 
     def _new_camera_encoder(self, camera_step_shape: tuple[int, ...] | None) -> nn.Module:
         return build_camera_encoder(self.config.camera, camera_step_shape, self.config.latent_dim,
@@ -144,6 +149,9 @@ class Method(ABC):
         if data.arrays.camera_modality != self.config.camera and self.needs_camera():
             raise ValueError(f"{self.name} needs {self.config.camera} clips, data has "
                              f"{data.arrays.camera_modality}")
+        if data.arrays.channels != self.imu_channels():
+            raise ValueError(f"{self.name} reads IMU channels {','.join(self.imu_channels())}, data has "
+                             f"{','.join(data.arrays.channels)} (TrialArrays.with_channels selects them)")
         torch.manual_seed(self.config.seed)
         self.standardizer_ = data.standardizer
         self._fit(data, np.random.default_rng(self.config.seed), progress)
@@ -166,14 +174,15 @@ class Method(ABC):
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None: ...
 
     def imu_recognizer(self) -> ImuRecognizer:
-        """The IMU-only model (standardised (n, W, 6) -> logits), as exported in a bundle."""
+        """The IMU-only model (standardised (n, W, C) -> logits, C = ``len(imu_channels())``), as
+        exported in a bundle."""
         if self.imu_encoder is None or self.imu_head is None:
             raise ValueError(f"method {self.name!r} has no IMU model")
         return ImuRecognizer(self.imu_encoder, self.imu_head).eval()
 
     @torch.no_grad()
     def predict_logits(self, imu: np.ndarray, camera: np.ndarray | None = None) -> np.ndarray:
-        """Logits (n, n_classes) from standardised IMU windows (n, W, 6) - or from camera clips for
+        """Logits (n, n_classes) from standardised IMU windows (n, W, C) - or from camera clips for
         the ``camera`` baseline."""
         model = self.imu_recognizer()
         return _batched(model, torch.from_numpy(np.ascontiguousarray(imu, np.float32)))
