@@ -36,6 +36,7 @@ typedef struct {
     double rate_hz;
     double speed; /* 0 = as fast as possible */
     int text;
+    int acc_only; /* --acc-only: declare and send ax, ay, az only (a device without a gyroscope) */
     int samples_per_frame;
     int loop;
     long drop_every;
@@ -336,6 +337,12 @@ static void pace(device_t *d, double t_s, uint64_t sample)
     }
 }
 
+/* Channels the device declares and sends: 3 (ax, ay, az) with --acc-only, else all SIM_CHANNELS. */
+static int sent_channels(const device_t *d)
+{
+    return d->opt.acc_only ? 3 : SIM_CHANNELS;
+}
+
 static void emit_frame(device_t *d, const int16_t *raw, int n, uint64_t first_sample)
 {
     long k;
@@ -346,7 +353,7 @@ static void emit_frame(device_t *d, const int16_t *raw, int n, uint64_t first_sa
     if (d->opt.drop_every > 0 && k % d->opt.drop_every == 0) {
         d->enc.seq++; /* lost in the device's output: the sequence number is used up */
     } else {
-        len = c3t_encode_imu(&d->enc, t_us, raw, (uint8_t)n, SIM_CHANNELS, d->wire, sizeof d->wire);
+        len = c3t_encode_imu(&d->enc, t_us, raw, (uint8_t)n, (uint8_t)sent_channels(d), d->wire, sizeof d->wire);
         if (len == 0u) {
             die("frame too large: lower --samples-per-frame");
         }
@@ -372,7 +379,7 @@ static void emit_text_line(device_t *d, const int16_t *raw)
     if (d->opt.drop_every > 0 && (long)(d->text_lines % (uint64_t)d->opt.drop_every) == 0) {
         return;
     }
-    for (i = 0; i < SIM_CHANNELS; ++i) {
+    for (i = 0; i < sent_channels(d); ++i) {
         len += (size_t)snprintf(line + len, sizeof line - len, "%s%.6f", i ? "," : "",
                                 (double)raw[i] * (double)d->sensor.scale[i]);
     }
@@ -422,7 +429,11 @@ static void run(device_t *d, csv_reader_t *csv)
         if (n == 0) {
             first = sample;
         }
-        sim_sensor_measure(&d->sensor, v, batch + SIM_CHANNELS * n);
+        {
+            int16_t raw[SIM_CHANNELS];
+            sim_sensor_measure(&d->sensor, v, raw);
+            memcpy(batch + sent_channels(d) * n, raw, sizeof(int16_t) * (size_t)sent_channels(d));
+        }
         ++n;
         ++sample;
         if (n == d->opt.samples_per_frame) {
@@ -457,6 +468,8 @@ static void usage(FILE *f)
           "  --realtime              pace output to the sample rate (default: as fast as possible)\n"
           "  --speed X               pace at X times real time\n"
           "  --text                  plain-text lines (Edge Impulse data forwarder) instead of frames\n"
+          "  --acc-only              a device without a gyroscope: DEVICE_INFO declares ax, ay, az only and\n"
+          "                          frames (or text lines) carry those 3 values (the CSV keeps 6 columns)\n"
           "  --samples-per-frame N   samples per IMU frame, 1..255 (default 10)\n"
           "  --loop                  repeat the CSV forever (device time keeps running)\n"
           "  --acc-range G           accelerometer full scale, +/- g (default 16)\n"
@@ -576,6 +589,8 @@ static void parse_options(int argc, char **argv, options_t *o)
             }
         } else if (!strcmp(a, "--text")) {
             o->text = 1;
+        } else if (!strcmp(a, "--acc-only")) {
+            o->acc_only = 1;
         } else if (!strcmp(a, "--loop")) {
             o->loop = 1;
         } else if (!strcmp(a, "--wait-start")) {
@@ -742,6 +757,7 @@ int main(int argc, char **argv)
     }
     strncpy(dev.info.name, o->name, C3T_MAX_NAME);
     sim_sensor_describe(&dev.sensor, &dev.info);
+    dev.info.n_channels = (uint8_t)sent_channels(&dev);
     c3t_command_parser_init(&dev.parser);
     dev.running = !o->wait_start || cmd_fd < 0;
     clock_gettime(CLOCK_MONOTONIC, &dev.wall_start);
