@@ -19,6 +19,21 @@ def _norm_unit(unit: str) -> str:
     return unit.strip().lower().replace("°", "deg").replace(" ", "").replace("dps", "deg/s")
 
 
+#: The accelerometer channels: a device that sends these and no gyroscope can feed a bundle trained on
+#: them alone (``c3t-edge train --channels acc``).
+ACC_CHANNELS = ("ax", "ay", "az")
+
+
+def _what_to_do(device: list[str], wanted: tuple[str, ...]) -> str:
+    """The advice after "X is missing": for a device without a gyroscope that has all the
+    accelerometer axes, the bundle to use instead; otherwise nothing."""
+    has_acc = all(name in device for name in ACC_CHANNELS)
+    if has_acc and not any(name.startswith("g") for name in device) and any(n.startswith("g") for n in wanted):
+        return ("; a device without a gyroscope needs a bundle trained on the accelerometer alone "
+                "(c3t-edge train --channels acc)")
+    return ""
+
+
 @dataclass(frozen=True)
 class ChannelMap:
     """Which device channel feeds each wanted channel (by name, e.g. ``ax``...``gz``).
@@ -37,7 +52,7 @@ class ChannelMap:
             if name not in names:
                 raise DeviceMismatchError(
                     f"the device ({info.name or 'unnamed'}) sends channels {','.join(names)} but the model "
-                    f"needs {','.join(channels)}: {name} is missing"
+                    f"needs {','.join(channels)}: {name} is missing{_what_to_do(names, channels)}"
                 )
             i = names.index(name)
             dev_unit = info.channels[i].unit_name
