@@ -245,3 +245,36 @@ def test_device_without_a_gyroscope_against_the_six_channel_bundle_is_one_line(s
                            "model needs ax,ay,az,gx,gy,gz: gx is missing"), last
     assert last.endswith("(c3t-edge train --channels acc)"), last
     assert not [r for r in rows if r["type"] == "action"]
+
+
+def test_channels_are_selected_once_when_the_trials_are_loaded(utd_mhad_dir):
+    """``load_arrays`` keeps the configured channels: every window (training batches, the standardiser,
+    evaluation) has 3 columns, the accelerometer's values; a method refuses trials whose channels
+    differ from its configuration."""
+    from c3t_edge.methods import MethodData, build_method, default_config
+    from c3t_edge.training import load_arrays, make_split
+
+    acc_config = default_config("supervised", placement="wrist", channels="acc", steps=1)
+    acc = load_arrays(utd_mhad_dir, acc_config)
+    full = load_arrays(utd_mhad_dir, default_config("supervised", placement="wrist"))
+    assert acc.channels == tuple(ACC) and full.channels == ("ax", "ay", "az", "gx", "gy", "gz")
+    index = np.arange(5)
+    acc_windows, _ = acc.windows(index, shift_samples=7, dilation=1.1, with_camera=False)
+    full_windows, _ = full.windows(index, shift_samples=7, dilation=1.1, with_camera=False)
+    assert acc_windows.shape == full_windows.shape[:2] + (3,)
+    np.testing.assert_array_equal(acc_windows, full_windows[:, :, :3])
+    split = make_split(acc, "development")
+    data = MethodData(acc, split.labelled_camera, split.paired, reveal_paired_labels=True)
+    assert data.standardizer.mean.shape == (3,)
+    imu, _, _ = data.batch(split.paired[:4], np.random.default_rng(0), jitter_s=0.4, with_camera=False)
+    assert tuple(imu.shape) == (4, 180, 3)
+    wrong = MethodData(full, split.labelled_camera, split.paired, reveal_paired_labels=True)
+    with pytest.raises(ValueError, match="reads IMU channels ax,ay,az, data has ax,ay,az,gx,gy,gz"):
+        build_method(acc_config).fit(wrong)
+
+
+def test_an_unknown_channel_set_is_a_wrong_flag(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "c3t_edge", "train", "--method", "supervised", "--channels", "gyro",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--channels: invalid choice: 'gyro'" in proc.stderr.strip().splitlines()[-1], proc.stderr
