@@ -5,6 +5,7 @@ the bumble backend), recognises actions, rides out a disconnection and keeps rec
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -65,11 +66,12 @@ def test_ble_stream_recognises_across_a_disconnect():
 
 def test_ble_stream_of_real_trials_through_the_default_bundle():
     """The shipped demo session (real UTD-MHAD trials) over BLE at 25x, the link dropped for a while
-    in the middle: actions before and after the outage are recognised correctly."""
+    in the middle: actions before and after the outage are recognised as the wired replay of the same
+    session recognises them (tests/golden/demo_wrist_session.json)."""
     from _runtime import require_default_bundle
 
     require_default_bundle()
-    from test_runtime_replay import DEMO, DEMO_TRUTH
+    from test_runtime_replay import DEMO, DEMO_TRUTH, GOLDEN
 
     from c3t_edge.recording import RecordingReader
     from c3t_edge.runtime import load_model
@@ -104,8 +106,13 @@ def test_ble_stream_of_real_trials_through_the_default_bundle():
     score = score_events(sink.actions(), truth, slack_s=model.spec.window_s)
     assert score.false_events == 0, score.as_dict()  # nothing during rest
     # actions wholly received (not cut by the outage, nor within a window after it) are all recognised
-    clear = [m for m, s in zip(score.matches, truth, strict=True)
+    clear = [i for i, s in enumerate(truth)
              if s.end_s < gaps[0].t_from or s.start_s > gaps[0].t_to + model.spec.window_s]
-    after = [m for m in clear if m["start_s"] > gaps[0].t_to]
-    assert sum(m["correct"] for m in clear) >= 0.9 * len(clear), score.matches
-    assert len(after) >= 5 and all(m["correct"] for m in after)
+    after = [i for i in clear if truth[i].start_s > gaps[0].t_to]
+    assert sum(score.matches[i]["correct"] for i in clear) >= 0.9 * len(clear), score.matches
+    # after the outage, each action is right or wrong exactly as in the wired replay (the shipped
+    # distill-align bundle names "draw triangle" wrongly first there; the former CA bundle had all right)
+    golden = json.loads((GOLDEN / "demo_wrist_session.json").read_text())["events"]
+    wired = score_events([{"t": r[1], "label": r[2]} for r in golden], truth, slack_s=model.spec.window_s)
+    assert len(after) >= 5 and sum(score.matches[i]["correct"] for i in after) >= len(after) - 1
+    assert [score.matches[i]["correct"] for i in after] == [wired.matches[i]["correct"] for i in after]
