@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from c3t_edge import __version__
-from c3t_edge.errors import C3TEdgeError
+from c3t_edge.errors import C3TEdgeError, MissingDependencyError
 
 #: Subcommand name -> one-line help. The module is ``c3t_edge.commands.<name>``.
 COMMANDS: dict[str, str] = {
@@ -68,15 +68,36 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+#: Optional packages (import name -> the extra that installs them): a command that needs one that is
+#: missing says which extra to install, in one line.
+OPTIONAL_PACKAGES = {"torch": "train", "onnx": "train", "onnxscript": "train", "scipy": "train",
+                     "matplotlib": "train", "litert_torch": "tflite", "ai_edge_litert": "tflite"}
+
+
+def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> C3TEdgeError | None:
+    """The one-line error for an optional package that is not installed (None for anything else)."""
+    package = (exc.name or "").partition(".")[0]
+    extra = OPTIONAL_PACKAGES.get(package)
+    if extra is None:
+        return None
+    return MissingDependencyError(package.replace("_", "-"), extra, f"c3t-edge {command or ''}".strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_in(argv)
-    parser = build_parser(() if command is None else (command,))
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser(() if command is None else (command,))
+        args = parser.parse_args(argv)
         return int(args._module.run(args) or 0)
+    except ModuleNotFoundError as exc:
+        error = _missing_extra(exc, command)
+        if error is None:
+            raise
+        print(f"c3t-edge {command}: error: {error}", file=sys.stderr)
+        return error.exit_code
     except C3TEdgeError as exc:
-        print(f"c3t-edge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"c3t-edge {command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
