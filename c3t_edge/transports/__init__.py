@@ -6,7 +6,7 @@
 
 PORT strings are resolved through a registry of URL schemes, as pyserial resolves
 ``protocol_<scheme>``: ``SCHEME://REST`` opens the transport registered for ``SCHEME``
-(:func:`register_transport`); anything else is serial. Built in (DESIGN.md "Command line"):
+(:func:`register_transport`); anything else is serial. Built in (the README's "Commands"):
 
 - ``ble://NAME-or-ADDRESS[?service=UUID&notify=UUID&write=UUID]`` -> :class:`BleTransport`
 - ``replay://FILE`` -> :class:`ReplayTransport` (a recording, see docs/RECORDING.md)
