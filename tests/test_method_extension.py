@@ -1,5 +1,6 @@
-"""The method extension path (docs/EXTENDING.md, "Add a method"): a small extra method, registered in
-``c3t_edge.methods.METHODS``, trained on real UTD-MHAD data through ``fit_method`` and ``c3t-edge train``."""
+"""The method extension path (docs/EXTENDING.md, "Add a method"): a small extra method, registered with
+``c3t_edge.methods.register_method``, trained on real UTD-MHAD data through ``fit_method`` and
+``c3t-edge train``."""
 
 from __future__ import annotations
 
@@ -10,17 +11,25 @@ import pytest
 from _pseudo_label_method import PseudoLabel
 
 from c3t_edge.cli import main as cli_main
-from c3t_edge.methods import METHODS, default_config
+from c3t_edge.methods import METHODS, apply_setting, default_config, register_method, unregister_method
 from c3t_edge.training import evaluate, fit_method, load_arrays, load_run, make_split
 
 CHANCE_21 = 1 / 21
 
 
 @pytest.fixture
-def registered(monkeypatch):
-    """PseudoLabel registered for one test (the registration a new method module needs)."""
-    monkeypatch.setitem(METHODS, PseudoLabel.name, PseudoLabel)
-    return PseudoLabel.name
+def registered():
+    """PseudoLabel registered for one test (the one registration a new method module needs)."""
+    register_method(PseudoLabel, defaults={"steps": 150}, options=("pseudo_label_confidence",))
+    yield PseudoLabel.name
+    unregister_method(PseudoLabel.name)
+    assert PseudoLabel.name not in METHODS
+
+
+def test_registration_brings_defaults_and_options(registered):
+    config = default_config(registered)
+    assert config.steps == 150
+    assert apply_setting(config, "pseudo_label_confidence=0.5").extra["pseudo_label_confidence"] == 0.5
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,10 @@ from c3t_edge.methods.distill_align import DistillAlign
 from c3t_edge.methods.st import StudentTeacher
 from c3t_edge.methods.supervised import Supervised
 
-#: Method name -> class.
+#: Method name -> class (built-ins here; others through :func:`register_method`).
 METHODS: dict[str, type[Method]] = {
-    Supervised.name: Supervised,
-    CameraOnly.name: CameraOnly,
-    StudentTeacher.name: StudentTeacher,
-    ContrastiveAlignment.name: ContrastiveAlignment,
-    CrossModalTransferThroughTime.name: CrossModalTransferThroughTime,
-    DistillAlign.name: DistillAlign,
+    cls.name: cls for cls in (Supervised, CameraOnly, StudentTeacher, ContrastiveAlignment,
+                              CrossModalTransferThroughTime, DistillAlign)
 }
 
 
@@ -85,6 +81,35 @@ METHOD_OPTIONS = frozenset({
     "align_temperature", "head_from_teacher",
 })
 
+#: Method options of methods registered with :func:`register_method` (``--set`` accepts them too).
+_REGISTERED_OPTIONS: set[str] = set()
+
+
+def register_method(cls: type[Method], *, defaults: dict | None = None, options: tuple[str, ...] = (),
+                    search_space: list[tuple[str, ...]] | None = None) -> type[Method]:
+    """Make method ``cls`` (a :class:`Method` subclass with a ``name``) available to ``train``,
+    ``evaluate``, ``export`` and run directories: ``defaults`` are its :class:`TrainConfig` overrides
+    (as in :data:`DEFAULTS`), ``options`` the ``config.extra`` keys it reads (so ``--set`` accepts
+    them), ``search_space`` its label-free tuning candidates (as in :data:`SEARCH_SPACES`; give one of
+    the same length as the others). Returns ``cls``; :func:`unregister_method` undoes it."""
+    if not (isinstance(cls, type) and issubclass(cls, Method) and getattr(cls, "name", None)):
+        raise TypeError(f"{cls!r} is not a Method subclass with a name")
+    METHODS[cls.name] = cls
+    if defaults is not None:
+        DEFAULTS[cls.name] = copy.deepcopy(defaults)
+    if search_space is not None:
+        SEARCH_SPACES[cls.name] = list(search_space)
+    _REGISTERED_OPTIONS.update(options)
+    return cls
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method added by :func:`register_method` (its options stay accepted by ``--set``)."""
+    METHODS.pop(name, None)
+    DEFAULTS.pop(name, None)
+    SEARCH_SPACES.pop(name, None)
+
+
 #: TrainConfig fields that ``apply_setting`` may not change (they are set by their own flags).
 _FIXED_FIELDS = ("method", "seed", "extra", "preprocess", "channels")
 
@@ -107,8 +132,9 @@ def apply_setting(config: TrainConfig, setting: str) -> TrainConfig:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if key in _FIXED_FIELDS:
         raise C3TEdgeError(f"--set {key}: not settable here (use its own flag)")
-    if key not in fields and key not in METHOD_OPTIONS:
-        close = difflib.get_close_matches(key, [*fields, *METHOD_OPTIONS], n=1)
+    options = METHOD_OPTIONS | _REGISTERED_OPTIONS
+    if key not in fields and key not in options:
+        close = difflib.get_close_matches(key, [*fields, *options], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise C3TEdgeError(f"--set {key}: no such option{hint}")
     if key in fields:
@@ -135,4 +161,4 @@ def build_method(config: TrainConfig) -> Method:
 
 
 __all__ = ["DEFAULTS", "METHODS", "METHOD_OPTIONS", "SEARCH_SPACES", "Method", "MethodData", "TrainConfig",
-           "apply_setting", "build_method", "default_config"]
+           "apply_setting", "build_method", "default_config", "register_method", "unregister_method"]
