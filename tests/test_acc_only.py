@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _firmware import simulator, write_csv
-from _pty import raw_pty_at
+from _pty import PtyDevice
 from _runtime import real_trials, require_default_bundle, run_recording
 
 from c3t_edge.runtime import ActionEvent
@@ -96,32 +96,7 @@ def test_train_channels_acc_exports_a_three_channel_bundle(acc_bundle):
     assert config["train"]["channels"] == "acc" and len(config["standardizer"]["mean"]) == 3
 
 
-class PtyBoard:
-    """A board on a raw pty pair: ``link`` is the PORT; writes never block for long (they retry while
-    the host has not read the pty's buffer yet)."""
-
-    def __init__(self, link: str) -> None:
-        self.link = link
-        self.master, self.slave = raw_pty_at(link)
-        os.set_blocking(self.master, False)
-        self.stop = threading.Event()
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view and not self.stop.is_set():
-            try:
-                view = view[os.write(self.master, view):]
-            except BlockingIOError:
-                time.sleep(0.002)
-
-    def close(self) -> None:
-        self.stop.set()
-        for fd in (self.master, self.slave):
-            os.close(fd)
-        os.unlink(self.link)
-
-
-def _stream(board: PtyBoard, feed, *args: str, settle_s: float = 4.0) -> tuple[int, list[dict], str]:
+def _stream(board: PtyDevice, feed, *args: str, settle_s: float = 4.0) -> tuple[int, list[dict], str]:
     """Run ``c3t-edge stream --port board --json ARGS`` while ``feed(board)`` writes the device's
     bytes; stop it with SIGINT ``settle_s`` after the last byte (or let it exit). Returns (exit
     status, JSON rows, stderr)."""
@@ -175,7 +150,7 @@ def test_three_value_forwarder_lines_with_the_acc_bundle(acc_bundle, held_out, t
     session, binary_events, window_s = held_out
     lines = forwarder_lines(session.samples[:, :3], rate_hz)
 
-    def feed(board: PtyBoard) -> None:
+    def feed(board: PtyDevice) -> None:
         start = time.monotonic()
         paced = int(PACED_S * rate_hz)
         for i, line in enumerate(lines[:paced]):
@@ -185,7 +160,7 @@ def test_three_value_forwarder_lines_with_the_acc_bundle(acc_bundle, held_out, t
             board.write(line)
         board.write(b"".join(lines[paced:]))
 
-    code, rows, err = _stream(PtyBoard(str(tmp_path / "ttyACC")), feed, "--model", str(acc_bundle))
+    code, rows, err = _stream(PtyDevice(str(tmp_path / "ttyACC")), feed, "--model", str(acc_bundle))
     assert code == 0 and "Traceback" not in err, err
     device = next(r for r in rows if r["type"] == "device")
     assert device["name"] == "text" and device["channels"] == ACC and device["sample_rate_hz"] == rate_hz
@@ -207,7 +182,7 @@ def sim(tmp_path_factory):
 
 def _simulator_feed(sim: Path, csv: Path):
     """A feed that runs ``c3t-imu-sim --csv CSV --acc-only`` and copies its frames to the board."""
-    def feed(board: PtyBoard) -> None:
+    def feed(board: PtyDevice) -> None:
         proc = subprocess.run([str(sim), "--csv", str(csv), "--rate", "50", "--acc-only"], capture_output=True,
                               timeout=60)
         assert proc.returncode == 0, proc.stderr
@@ -218,7 +193,7 @@ def _simulator_feed(sim: Path, csv: Path):
 def test_binary_device_without_a_gyroscope_with_the_acc_bundle(acc_bundle, held_out, sim, tmp_path):
     session, binary_events, window_s = held_out
     csv = write_csv(tmp_path / "session.csv", session.samples)
-    code, rows, err = _stream(PtyBoard(str(tmp_path / "ttyIMU")), _simulator_feed(sim, csv),
+    code, rows, err = _stream(PtyDevice(str(tmp_path / "ttyIMU")), _simulator_feed(sim, csv),
                               "--model", str(acc_bundle))
     assert code == 0 and "Traceback" not in err, err
     device = next(r for r in rows if r["type"] == "device")
@@ -238,7 +213,7 @@ def test_device_without_a_gyroscope_against_the_six_channel_bundle_is_one_line(s
     samples = np.concatenate([np.array([0.02, -0.1, 0.99]) + rng.normal(0, 0.01, (400, 3)),
                               rng.normal(0, 2.0, (400, 3))], axis=1)
     csv = write_csv(tmp_path / "still.csv", samples)
-    code, rows, err = _stream(PtyBoard(str(tmp_path / "ttyIMU")), _simulator_feed(sim, csv), settle_s=20)
+    code, rows, err = _stream(PtyDevice(str(tmp_path / "ttyIMU")), _simulator_feed(sim, csv), settle_s=20)
     assert code == 1 and "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("c3t-edge stream: error: the device (c3t-imu-sim) sends channels ax,ay,az but the "

@@ -17,12 +17,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
-from _pty import raw_pty_at
+from _pty import PtyDevice
 from _runtime import real_trials, require_default_bundle, run_recording
 
 from c3t_edge.runtime import ActionEvent
@@ -67,47 +66,6 @@ def forwarder_lines(samples_g_dps: np.ndarray, rate_hz: float) -> list[bytes]:
         line = "\t".join(values) if i % 2 else ",\t".join(values) + ","
         lines.append(line.encode() + b"\r\n")
     return lines
-
-
-class PtyDevice:
-    """A 'board' on a raw pty pair: PORT is the symlink to its slave end; :meth:`play` writes
-    lines at ``rate_hz`` for :data:`PACED_S` seconds, then the rest at once. Writes never block (a
-    UART whose host stopped reading drops bytes)."""
-
-    def __init__(self, link: str) -> None:
-        self.link = link
-        self.master, self.slave = raw_pty_at(link)
-        os.set_blocking(self.master, False)
-        self.stop = threading.Event()
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view and not self.stop.is_set():
-            try:
-                view = view[os.write(self.master, view):]
-            except BlockingIOError:
-                time.sleep(0.002)
-
-    def play(self, lines: list[bytes], rate_hz: float, paced_s: float = PACED_S) -> threading.Thread:
-        def run() -> None:
-            start = time.monotonic()
-            n_paced = int(paced_s * rate_hz)
-            for i, line in enumerate(lines[:n_paced]):
-                delay = start + i / rate_hz - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                self.write(line)
-            self.write(b"".join(lines[n_paced:]))
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        self.stop.set()
-        for fd in (self.master, self.slave):
-            os.close(fd)
-        os.unlink(self.link)
 
 
 def stream(port: str, *args: str) -> subprocess.Popen:
