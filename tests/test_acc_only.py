@@ -151,14 +151,7 @@ def test_three_value_forwarder_lines_with_the_acc_bundle(acc_bundle, held_out, t
     lines = forwarder_lines(session.samples[:, :3], rate_hz)
 
     def feed(board: PtyDevice) -> None:
-        start = time.monotonic()
-        paced = int(PACED_S * rate_hz)
-        for i, line in enumerate(lines[:paced]):
-            delay = start + i / rate_hz - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            board.write(line)
-        board.write(b"".join(lines[paced:]))
+        board.play(lines, rate_hz, PACED_S).join()
 
     code, rows, err = _stream(PtyDevice(str(tmp_path / "ttyACC")), feed, "--model", str(acc_bundle))
     assert code == 0 and "Traceback" not in err, err
@@ -186,7 +179,7 @@ def _simulator_feed(sim: Path, csv: Path):
         proc = subprocess.run([str(sim), "--csv", str(csv), "--rate", "50", "--acc-only"], capture_output=True,
                               timeout=60)
         assert proc.returncode == 0, proc.stderr
-        board.write(proc.stdout)
+        board.send(proc.stdout)
     return feed
 
 

@@ -9,75 +9,22 @@ import subprocess
 import sys
 import threading
 import time
-import tty
 
 import pytest
+from _pty import PtyDevice
 
 from c3t_edge.errors import ProtocolError
 from c3t_edge.protocol import CommandCode, command_bytes
 from c3t_edge.recording import RecordingReader
 
-# The record command through its own module (add_arguments/run, errors as one line), exactly what
-# the CLI registry calls; used while another command module of the registry has not landed yet.
-_RUNNER = """
-import argparse, sys
-from c3t_edge.commands import record
-from c3t_edge.errors import C3TEdgeError
-parser = argparse.ArgumentParser(prog="c3t-edge record")
-record.add_arguments(parser)
-try:
-    sys.exit(record.run(parser.parse_args()))
-except C3TEdgeError as exc:
-    print(f"c3t-edge record: error: {exc}", file=sys.stderr)
-    sys.exit(exc.exit_code)
-"""
-
-
-def _record_command() -> list[str]:
-    try:
-        from c3t_edge.cli import build_parser
-
-        build_parser()
-        return [sys.executable, "-m", "c3t_edge", "record"]
-    except ImportError:
-        return [sys.executable, "-c", _RUNNER]
-
-
-RECORD = _record_command()
-
-
-class FakeSerialDevice:
-    """A pty reached through a symlink PORT that can be unplugged (symlink gone) and replugged."""
-
-    def __init__(self, link: str) -> None:
-        self.link = link
-        self.master = self.slave = None
-        self.plug()
-
-    def plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
-        os.symlink(os.ttyname(slave), self.link + ".new")
-        os.replace(self.link + ".new", self.link)
-        self.master, self.slave = master, slave
-
-    def unplug(self) -> None:
-        os.unlink(self.link)
-        os.close(self.master)
-        os.close(self.slave)
-        self.master = self.slave = None
-
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
+RECORD = [sys.executable, "-m", "c3t_edge", "record"]
 
 
 @pytest.fixture
 def device(tmp_path):
-    dev = FakeSerialDevice(str(tmp_path / "ttyFAKE"))
+    dev = PtyDevice(str(tmp_path / "ttyFAKE"))
     yield dev
-    if dev.master is not None:
-        dev.unplug()
+    dev.close()
 
 
 def start_recorder(port: str, out, *extra: str) -> subprocess.Popen:

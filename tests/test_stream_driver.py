@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from collections.abc import Callable
 
 import pytest
-from _pty import raw_pty_at
+from _pty import PtyDevice
 from _runtime import AxisModel, synthetic_session
 
 from c3t_edge.errors import CalibrationError, ProtocolError
@@ -25,44 +24,6 @@ from c3t_edge.transports import ReconnectPolicy, open_transport
 
 FAST = ReconnectPolicy(initial_s=0.02, factor=2.0, max_s=0.1)
 HELLO_BYTES = b"".join(command_bytes(code) for code in HELLO)
-
-
-class PtyDevice:
-    """A device on a raw pty reached through the symlink ``link``; unplug removes both."""
-
-    def __init__(self, link: str) -> None:
-        self.link = link
-        self.master: int | None = None
-        self.slave: int | None = None
-        self.received = bytearray()  # what the host sent to the current plug
-        self.plug()
-
-    def plug(self) -> None:
-        self.master, self.slave = raw_pty_at(self.link)
-        os.set_blocking(self.master, False)
-        self.received = bytearray()
-
-    def unplug(self) -> None:
-        os.unlink(self.link)
-        for fd in (self.master, self.slave):
-            os.close(fd)
-        self.master = self.slave = None
-
-    def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.master, view):]
-
-    def poll(self) -> bytes:
-        try:
-            self.received += os.read(self.master, 4096)
-        except BlockingIOError:
-            pass
-        return bytes(self.received)
-
-    def close(self) -> None:
-        if self.master is not None:
-            self.unplug()
 
 
 @pytest.fixture

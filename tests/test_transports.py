@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from _pty import raw_pty_at
+from _pty import PtyDevice
 
 from c3t_edge.errors import C3TEdgeError, TransportError
 from c3t_edge.recording import RecordingWriter, event_record
@@ -27,50 +27,9 @@ FAST = ReconnectPolicy(initial_s=0.02, factor=2.0, max_s=0.1)
 ALL_BYTES = bytes(range(256)) * 4  # includes NUL, CR, LF, XON/XOFF, ^C, ^D: raw mode must pass them
 
 
-class FakeSerialDevice:
-    """A pty whose slave end is reached through a symlink PORT, so a test can unplug and replug it
-    (the symlink disappears like /dev/ttyUSB0 does, then points at a fresh pty)."""
-
-    def __init__(self, link: str) -> None:
-        self.link = link
-        self.master: int | None = None
-        self.slave: int | None = None
-        self.plug()
-
-    def plug(self) -> None:
-        self.master, self.slave = raw_pty_at(self.link)
-
-    def unplug(self) -> None:
-        os.unlink(self.link)
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                os.close(fd)
-        self.master = self.slave = None
-
-    def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.master, view):]
-
-    def receive(self, n: int, timeout: float = 2.0) -> bytes:
-        out = b""
-        deadline = time.monotonic() + timeout
-        os.set_blocking(self.master, False)
-        while len(out) < n and time.monotonic() < deadline:
-            try:
-                out += os.read(self.master, n - len(out))
-            except BlockingIOError:
-                time.sleep(0.005)
-        return out
-
-    def close(self) -> None:
-        if self.master is not None:
-            self.unplug()
-
-
 @pytest.fixture
 def device(tmp_path):
-    dev = FakeSerialDevice(str(tmp_path / "ttyFAKE"))
+    dev = PtyDevice(str(tmp_path / "ttyFAKE"))
     yield dev
     dev.close()
 
