@@ -10,7 +10,6 @@ judged on its own.
 
 from __future__ import annotations
 
-import argparse
 import json
 import struct
 
@@ -19,6 +18,7 @@ import pytest
 from _firmware import protocol_vectors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_protocol_cli import run_decode
 
 import c3t_edge.protocol.sequencing as sequencing_module
 from c3t_edge.commands import decode
@@ -291,14 +291,6 @@ def test_sixteen_channels_are_accepted() -> None:
 
 
 # ------------------------------------------------------------------ decode: names and columns
-def run_decode(argv: list[str], capsys) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser()
-    decode.add_arguments(parser)
-    rc = decode.run(parser.parse_args(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def test_json_names_are_distinct_and_never_the_time(tmp_path, capsys) -> None:
     """Issue 13: a temperature channel was named ``t`` (overwriting the time) and every "other"
     channel ``c``; names are now ``<kind><axis>`` or ``<kind><index>``."""
