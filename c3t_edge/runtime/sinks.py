@@ -1,4 +1,11 @@
-"""Where events go: readable lines, JSON lines, or a list (tests)."""
+"""Where events go: readable lines, JSON lines, or a list (tests).
+
+A sink is a callable taking each event, with a ``summary(Summary)`` method. When one process streams
+several devices, each device has its own sinks, made with ``device=NAME``: every JSON line then
+carries ``"device"`` (after ``"type"``) and every readable line starts with ``[NAME]``; with one
+device (``device=None``) the output is unchanged. :class:`FanOut` sends a device's events to its
+printing sink and to the others (MQTT, the web view).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +27,15 @@ from c3t_edge.runtime.events import (
 class JsonSink:
     """One JSON object per line on ``out`` (stdout), flushed at once; the summary is the last line."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, device: str | None = None) -> None:
         self.out = out or sys.stdout
+        self.device = device
 
     def __call__(self, event) -> None:
-        self.out.write(json.dumps(event.as_dict(), separators=(", ", ": ")) + "\n")
+        d = event.as_dict()
+        if self.device is not None:
+            d = {"type": d.pop("type"), "device": self.device, **d}
+        self.out.write(json.dumps(d, separators=(", ", ": ")) + "\n")
         self.out.flush()
 
     def summary(self, summary: Summary) -> None:
@@ -35,13 +46,15 @@ class TextSink:
     """One readable line per recognised action (and per return to "no action") on ``out``; gaps,
     link and device changes, and the summary, on ``err``."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, device: str | None = None) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.prefix = "" if device is None else f"[{device}] "
 
     def __call__(self, event) -> None:
         line = self.format(event)
         if line is not None:
+            line = self.prefix + line
             to_out = isinstance(event, ActionEvent | WindowResult)
             print(line, file=self.out if to_out else self.err, flush=True)
 
@@ -71,7 +84,7 @@ class TextSink:
         return None
 
     def summary(self, summary: Summary) -> None:
-        print(summary.text(), file=self.err, flush=True)
+        print(self.prefix + summary.text(), file=self.err, flush=True)
 
 
 def _describe_gap(event: GapEvent) -> str:
@@ -87,6 +100,27 @@ def _describe_gap(event: GapEvent) -> str:
     if step <= 0:
         return f"device time went back by {-step:.2f} s ({event.cause}); {lost}{what}"
     return f"gap of {step:.2f} s ({event.cause}, {event.lost_frames} frames lost; {what})"
+
+
+class FanOut:
+    """One device's events to its printing sink and to further sinks (MQTT, the web view), in order.
+
+    :meth:`summary` goes to the further sinks first, so that what they add to ``summary.extra``
+    (e.g. MQTT's published and dropped counts) is in the printed summary."""
+
+    def __init__(self, printer, *others) -> None:
+        self.printer = printer
+        self.others = list(others)
+
+    def __call__(self, event) -> None:
+        self.printer(event)
+        for sink in self.others:
+            sink(event)
+
+    def summary(self, summary: Summary) -> None:
+        for sink in self.others:
+            sink.summary(summary)
+        self.printer.summary(summary)
 
 
 class ListSink:
