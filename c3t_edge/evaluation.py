@@ -202,6 +202,45 @@ def paired_comparisons(results: dict, predictions: dict, labels: np.ndarray) -> 
     return out
 
 
+#: What two results files must share for methods of one to be added to the other.
+_SAME_PROTOCOL = ("split", "protocol", "camera", "actions", "class_names", "seeds")
+
+
+def add_to_results(previous: dict, added: dict) -> dict:
+    """``previous`` results (a file ``c3t-edge evaluate`` wrote) with the methods of ``added`` (a run on
+    the same split, camera, actions, seeds, test windows and distortions) added, or replacing those of
+    the same name; paired comparisons, distortion drops and targets are recomputed from the per-window
+    predictions, so the merged file is what one run of all its methods would report (each method's
+    own training is independent of the others'). ``added_runs`` records what was added, by which
+    command, where and how long it took."""
+    from c3t_edge.errors import C3TEdgeError
+
+    differing = [key for key in _SAME_PROTOCOL if previous.get(key) != added.get(key)]
+    if previous.get("test_windows", {}).get("trials") != added.get("test_windows", {}).get("trials"):
+        differing.append("test windows")
+    if set(previous.get("distortions", {})) != set(added.get("distortions", {})):
+        differing.append("distortions")
+    if differing:
+        raise C3TEdgeError(f"--add-to: the results file was made with another {', '.join(differing)}; "
+                           "run the same split, camera, placement, seeds and --distortion flags")
+    merged = json.loads(json.dumps(previous))
+    for name in added["methods"]:
+        for key in ("methods", "configs", "predictions", "selection"):
+            if name in added.get(key, {}):
+                merged.setdefault(key, {})[name] = added[key][name]
+    for kind, levels in added["distortions"].items():
+        for level, accs in levels.items():
+            merged["distortions"].setdefault(kind, {}).setdefault(level, {}).update(accs)
+    merged.setdefault("added_runs", []).append({
+        "methods": list(added["methods"]), "command": added.get("command", ""), "machine": added.get("machine"),
+        "evaluation_seconds": added.get("evaluation_seconds")})
+    labels = np.asarray(merged["test_windows"]["labels"])
+    merged["comparisons"] = paired_comparisons(merged, merged["predictions"], labels)
+    merged["distortion_drop"] = _drops(merged)
+    merged["targets"] = _targets(merged)
+    return merged
+
+
 def _finish_distortions(results: dict) -> None:
     """Distortion entries hold per-seed lists until here; turn them into means."""
     for levels in results["distortions"].values():
@@ -297,7 +336,8 @@ def write_outputs(results: dict, out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     markdown = out.with_suffix(".md")
-    markdown.write_text(f"`{results.get('command', '')}`\n\n{format_markdown(results)}\n")
+    commands = [results.get("command", "")] + [run["command"] for run in results.get("added_runs", [])]
+    markdown.write_text("".join(f"`{c}`\n\n" for c in commands) + f"{format_markdown(results)}\n")
     written = [out, markdown]
     try:
         import matplotlib

@@ -77,6 +77,29 @@ def test_evaluate_command_writes_json_table_and_plots(utd_mhad_dir, tmp_path):
     assert out.with_suffix(".png").is_file()
     assert np.asarray(data["methods"]["camera"]["confusion_summed_over_seeds"]).sum() == 323
 
+    # --add-to: a mismatched run is refused before any training, a matching one is merged
+    evaluate = [sys.executable, "-m", "c3t_edge", "evaluate", "--data", str(utd_mhad_dir), "--camera", "skeleton",
+                "--steps", "30", "--distortion", "shift", "--quiet", "--no-tuning", "--add-to", str(out)]
+    refused = subprocess.run([*evaluate, "--methods", "st", "--seeds", "2", "--out", str(tmp_path / "x.json")],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--add-to" in refused.stderr and "seeds" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()
+    merged_path = tmp_path / "results" / "merged.json"
+    added = subprocess.run([*evaluate, "--methods", "st,distill-align-warp", "--seeds", "1", "--out", str(merged_path)],
+                           capture_output=True, text=True, timeout=300)
+    assert added.returncode == 0, added.stderr
+    merged = json.loads(merged_path.read_text())
+    assert list(merged["methods"]) == ["supervised", "camera", "st", "distill-align-warp"]
+    assert merged["predictions"]["supervised"] == data["predictions"]["supervised"]
+    assert set(merged["distortions"]["shift_s"]["1.0"]) == {"supervised", "st", "distill-align-warp"}
+    comparison = merged["comparisons"]["by_method"]["distill-align-warp"]["st"]
+    labels = np.asarray(merged["test_windows"]["labels"])
+    expected = 100 * ((np.asarray(merged["predictions"]["distill-align-warp"]) == labels).mean()
+                      - (np.asarray(merged["predictions"]["st"]) == labels).mean())
+    assert comparison["difference_points"] == pytest.approx(expected, abs=0.01)
+    assert merged["targets"]["winner"] in {"st", "distill-align-warp"}
+    assert [run["methods"] for run in merged["added_runs"]] == [["st", "distill-align-warp"]]
+
 
 def test_wrong_flag_is_one_line():
     result = subprocess.run([sys.executable, "-m", "c3t_edge", "train", "--method", "nope", "--out", "x"],

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds per candidate and fold in the label-free selection (default 1)")
     parser.add_argument("--distortion", action="append", default=[], choices=("shift", "misalign", "dilate"),
                         help="also test under this temporal distortion (repeatable)")
+    parser.add_argument("--add-to", metavar="RESULTS.json",
+                        help="add these methods to a results file made with the same split, camera, placement, "
+                             "seeds and distortions (comparisons recomputed from its per-window predictions)")
     parser.add_argument("--out", required=True, metavar="results/NAME.json")
 
 
@@ -39,12 +42,47 @@ def run(args: argparse.Namespace) -> int:
         raise C3TEdgeError("--seeds and --selection-seeds must be at least 1")
     if args.split == "all-subjects":
         raise C3TEdgeError("--split all-subjects has no test subjects to evaluate on: use development or swapped")
+    previous = _previous_results(args.add_to, args)
     configs = {m: base_config(args, m) for m in methods}
     command = "c3t-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run_evaluation(configs, args.seeds, args.data, args.distortion, split=args.split,
                              command=command, progress=not args.quiet, tune=not args.no_tuning,
                              selection_seeds=range(args.selection_seeds))
+    if previous is not None:
+        from c3t_edge.evaluation import add_to_results
+
+        results = add_to_results(previous, results)
     print(format_table(results))
     for path in write_outputs(results, Path(args.out)):
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+#: ``--distortion`` flag -> the key its figures have in a results file.
+_DISTORTION_KEYS = {"shift": "shift_s", "dilate": "dilation", "misalign": "misalignment_s"}
+
+
+def _previous_results(path: str | None, args: argparse.Namespace) -> dict | None:
+    """The results file ``--add-to`` names (None without the flag); one clear error, before any
+    training, if it is unreadable or was made with another split, camera, seeds or distortions
+    (:func:`~c3t_edge.evaluation.add_to_results` checks the rest after the run)."""
+    if path is None:
+        return None
+    import json
+
+    from c3t_edge.errors import C3TEdgeError
+
+    try:
+        previous = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise C3TEdgeError(f"--add-to {path}: cannot read a results file ({error})") from None
+    if not isinstance(previous, dict) or not {"methods", "predictions", "test_windows"} <= set(previous):
+        raise C3TEdgeError(f"--add-to {path}: not a results file of 'c3t-edge evaluate' (no per-window predictions)")
+    asked = {"split": args.split, "camera": args.camera, "seeds": list(range(args.seeds)),
+             "distortions": sorted(_DISTORTION_KEYS[d] for d in set(args.distortion))}
+    made = {"split": previous.get("split"), "camera": previous.get("camera"), "seeds": previous.get("seeds"),
+            "distortions": sorted(previous.get("distortions", {}))}
+    differing = [f"{key} {made[key]} (asked: {asked[key]})" for key in asked if asked[key] != made[key]]
+    if differing:
+        raise C3TEdgeError(f"--add-to {path}: made with another {'; '.join(differing)}")
+    return previous

@@ -15,11 +15,12 @@ from c3t_edge.methods.camera import CameraOnly
 from c3t_edge.methods.distill_align import DistillAlign
 from c3t_edge.methods.st import StudentTeacher
 from c3t_edge.methods.supervised import Supervised
+from c3t_edge.methods.time_warp import DistillAlignWarp
 
 #: Method name -> class (built-ins here; others through :func:`register_method`).
 METHODS: dict[str, type[Method]] = {
     cls.name: cls for cls in (Supervised, CameraOnly, StudentTeacher, ContrastiveAlignment,
-                              CrossModalTransferThroughTime, DistillAlign)
+                              CrossModalTransferThroughTime, DistillAlign, DistillAlignWarp)
 }
 
 
@@ -43,6 +44,10 @@ DEFAULTS: dict[str, dict] = {
     "distill-align": {"steps": 600, "temperature": 1.0,
                       "extra": {**CAMERA_DEFAULTS, "align_weight": 1.0, "align_temperature": 0.2,
                                 "head_from_teacher": True}},
+    "distill-align-warp": {"steps": 600, "temperature": 1.0,
+                           "extra": {**CAMERA_DEFAULTS, "align_weight": 1.0, "align_temperature": 0.2,
+                                     "head_from_teacher": True, "warp_shift_s": 1.0, "warp_dilation": 0.2,
+                                     "warp_weight": 1.0}},
 }
 
 #: The label-free tuning budget: for every method that reads no IMU label, the same number of
@@ -55,6 +60,7 @@ SEARCH_SPACES: dict[str, list[tuple[str, ...]]] = {
     "ca": [(), ("temperature=0.2",), ("temperature=0.1",), ("temperature=1.0",)],
     "c3t": [(), ("temperature=0.1",), ("head_noise=0.0",), ("tolerance=1",)],
     "distill-align": [(), ("align_weight=0.5",), ("align_weight=2.0",), ("head_from_teacher=false",)],
+    "distill-align-warp": [(), ("align_weight=0.5",), ("head_from_teacher=false",), ("warp_shift_s=0.5",)],
 }
 
 
@@ -79,6 +85,8 @@ METHOD_OPTIONS = frozenset({
     "negatives", "positive_window", "tolerance", "head_position", "head_steps", "head_noise", "camera_model",
     # distill-align
     "align_temperature", "head_from_teacher",
+    # distill-align-warp
+    "warp_shift_s", "warp_dilation", "warp_weight",
 })
 
 #: Method options of methods registered with :func:`register_method` (``--set`` accepts them too).

@@ -65,15 +65,24 @@ class DistillAlign(Method):
         negatives = extra.get("negatives", "all")
 
         def step(_):
-            imu, camera_latents = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
+            index = sample_indices(data.paired, cfg.batch_size, rng)
+            imu, camera_latents = camera.batch(data, index, rng)
             with torch.no_grad():
                 teacher_logits = self.camera_head(camera_latents)
             imu_latents = self.imu_encoder(imu)
             distill = distillation_loss(self.imu_head(imu_latents), teacher_logits, cfg.temperature)
             align = temporal_info_nce(imu_latents, camera_latents, align_temperature, negatives=negatives)
-            return distill + weight * align, {"distill": round(distill.item(), 4), "align": round(align.item(), 4)}
+            extra_loss, logs = self._extra_student_loss(data, index, teacher_logits, rng)
+            logs.update(distill=round(distill.item(), 4), align=round(align.item(), 4))
+            return distill + weight * align + extra_loss, logs
 
         steps = int(extra.get("student_steps", cfg.steps))
         history += optimise([self.imu_encoder, self.imu_head], steps, cfg, step, desc=f"{self.name} student",
                             progress=progress)
         self.history_ = history
+
+    def _extra_student_loss(self, data: MethodData, index: np.ndarray, teacher_logits: torch.Tensor,
+                            rng: np.random.Generator) -> tuple[torch.Tensor | float, dict]:
+        """A further term of the student's loss for paired trials ``index`` whose teacher logits are
+        ``teacher_logits`` (n, n_classes): none here (0.0); subclasses add one."""
+        return 0.0, {}
