@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -38,6 +39,22 @@ from c3t_edge.runtime.windows import SlidingWindow
 LATENCY_HISTORY = 100_000
 
 RuntimeEvent = ActionEvent | GapEvent | LinkNotice | DeviceNotice | WindowResult
+
+
+class PipelineObserver(Protocol):
+    """Watches the signal and every window as the pipeline runs (e.g. the live web view); set it as
+    :attr:`StreamPipeline.observer`. Called synchronously inside :meth:`StreamPipeline.feed`, so it
+    must only note what it gets (microseconds), never block."""
+
+    def samples(self, t: np.ndarray, x: np.ndarray) -> None:
+        """Samples after calibration (gaps filled, before resampling): ``t`` (n,) device s, ``x`` (n, C)
+        float32 in the model's channel order and units (g, deg/s)."""
+
+    def window(self, t: float, probabilities: np.ndarray | None, state: str | None, score: float,
+               latency_ms: float) -> None:
+        """One window decided: device time ``t`` (s) of its last sample, class ``probabilities`` (K,)
+        (None for a still window the gate skipped), the smoothed ``state`` and its ``score``, and the
+        window's added latency (ms)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,7 @@ class StreamPipeline:
         self.smoother = ActionSmoother(len(self.spec.labels), self.config.smoothing)
         self.device: DeviceInfo | None = None
         self.device_events: list[DeviceEvent] = []
+        self.observer: PipelineObserver | None = None  # e.g. the live web view
         self._map: ChannelMap | None = None
         self._resampler: LinearResampler | None = None
         self._device_rate = self.spec.sample_rate_hz
@@ -221,6 +239,8 @@ class StreamPipeline:
             t, x = self._continuity(batch, t, x, out)
         self._after_link = False
         self._last_t, self._last_x = float(t[-1]), x[-1]
+        if self.observer is not None:
+            self.observer.samples(t, x)
         if self._resampler is not None:
             t, x = self._resampler.push(t, x)
         windows = self.windows.push(t, x)
@@ -282,6 +302,10 @@ class StreamPipeline:
                                         float(probs[i, top]) if active[i] else 0.0,
                                         labels[decision.label] if decision.label is not None else None,
                                         decision.score, latency))
+            if self.observer is not None:
+                self.observer.window(span[1], probs[i] if active[i] else None,
+                                     labels[decision.label] if decision.label is not None else None,
+                                     decision.score, latency)
             if decision.changed:
                 self._emit_state(decision.label, decision.score, span[1], span, latency, out)
         self._windows += k
