@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from c3t_edge import __version__
+from c3t_edge import __version__, checkpoint, distributed
 from c3t_edge.data import Standardizer, TrialArrays, UmaSplit, load_trial_arrays, open_dataset
 from c3t_edge.data.actions import UTD_MHAD_ACTIONS, action_numbers_for
 from c3t_edge.data.splits import SPLITS
@@ -106,17 +106,34 @@ def fit_method(config: TrainConfig, arrays: TrialArrays, split: UmaSplit, progre
 
 
 def train_run(config: TrainConfig, data_dir: str | Path | None, out_dir: str | Path, *,
-              split: str = "development", progress: bool = False) -> dict:
-    """Train ``config`` on ``data_dir`` and write a run directory; returns its metrics."""
-    arrays = load_arrays(data_dir, config, progress)
+              split: str = "development", progress: bool = False, resume: bool = False,
+              checkpoint_every: int = 100) -> dict:
+    """Train ``config`` on ``data_dir`` and write a run directory; returns its metrics.
+
+    Checkpoints go to ``out_dir/checkpoint.pt`` every ``checkpoint_every`` optimiser steps and at the
+    end of each stage (:mod:`c3t_edge.checkpoint`); ``resume`` continues from it (from the start when
+    there is none) and it is removed once the run directory is complete. Under ``torchrun`` every process
+    trains (:mod:`c3t_edge.distributed`) and rank 0 alone preprocesses first, evaluates and writes.
+    """
+    context = distributed.current()
+    if not context.is_main:
+        distributed.barrier()  # rank 0 preprocesses (and fills the cache) first
+    arrays = load_arrays(data_dir, config, progress and context.is_main)
+    if context.is_main:
+        distributed.barrier()
     uma_split = make_split(arrays, split)
-    method, seconds = fit_method(config, arrays, uma_split, progress)
+    out = Path(out_dir)
+    signature = {"train": config.to_json(), "split": split, "world_size": context.world_size,
+                 "data": str(Path(data_dir).resolve()) if data_dir else None}
+    with checkpoint.session(out / checkpoint.CHECKPOINT_NAME, checkpoint_every, signature, resume):
+        method, seconds = fit_method(config, arrays, uma_split, progress and context.is_main)
     metrics: dict = {"method": config.method, "train_seconds": round(seconds, 1),
                      "parameters": method.parameters_count(), "history": method.history_,
                      "problems": arrays.problems}
+    if not context.is_main:
+        return metrics
     if len(uma_split.test):
         metrics["test"] = evaluate(method, arrays, uma_split.test).to_json()
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_config = {
         "c3t_edge_version": __version__,
@@ -131,9 +148,12 @@ def train_run(config: TrainConfig, data_dir: str | Path | None, out_dir: str | P
                  "labelled_trials": [arrays.names[i] for i in uma_split.labelled_camera],
                  "paired_trials": [arrays.names[i] for i in uma_split.paired]},
     }
+    if context.distributed:
+        run_config["processes"] = context.world_size
     (out / "config.json").write_text(json.dumps(run_config, indent=1))
     torch.save(method.state_dict(), out / "model.pt")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (out / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
     return metrics
 
 

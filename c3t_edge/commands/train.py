@@ -28,6 +28,10 @@ def add_common_training_arguments(parser: argparse.ArgumentParser) -> None:
                              "(a TrainConfig field or a method option; repeatable; METHOD. limits it to one "
                              "method)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu or cuda; "
+                             "under torchrun each process uses GPU LOCAL_RANK (README: Training on more than "
+                             "one machine)")
 
 
 def base_config(args: argparse.Namespace, method: str, seed: int = 0):
@@ -66,13 +70,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_training_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, metavar="RUN_DIR")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from RUN_DIR/checkpoint.pt after a crash (from the start when there is none)")
+    parser.add_argument("--checkpoint-every", type=int, default=100, metavar="K",
+                        help="checkpoint every K optimiser steps (and at the end of each stage; default 100)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from c3t_edge import distributed
+    from c3t_edge.errors import C3TEdgeError
     from c3t_edge.training import train_run
 
+    if args.checkpoint_every < 0:
+        raise C3TEdgeError("--checkpoint-every must not be negative")
     config = base_config(args, args.method, args.seed)
-    metrics = train_run(config, args.data, args.out, split=args.split, progress=not args.quiet)
+    context = distributed.init(args.device)
+    try:
+        metrics = train_run(config, args.data, args.out, split=args.split, progress=not args.quiet,
+                            resume=args.resume, checkpoint_every=args.checkpoint_every)
+    finally:
+        distributed.shutdown()
+    if not context.is_main:
+        return 0
     summary = {k: metrics[k] for k in ("method", "train_seconds", "parameters")}
     if "test" in metrics:
         summary.update(accuracy=round(metrics["test"]["accuracy"], 4),

@@ -1,5 +1,9 @@
 """Contrastive alignment losses between IMU and camera latents (CA: one vector per clip; C3T: one
-per temporal step)."""
+per temporal step).
+
+Under ``torchrun`` both contrastive losses first gather every process's rows with gradients
+(:func:`c3t_edge.distributed.gather_with_grad`), so their negatives are those of the global batch and the
+value is the one a single process with the global batch computes (with one process nothing changes)."""
 
 from __future__ import annotations
 
@@ -8,10 +12,14 @@ import math
 import torch
 import torch.nn.functional as F
 
+from c3t_edge.distributed import gather_with_grad
+
 
 def info_nce(imu: torch.Tensor, camera: torch.Tensor, temperature: float) -> torch.Tensor:
     """CLIP-style symmetric InfoNCE between L2-normalised rows of ``imu`` and ``camera`` (n, d):
-    row i of each is the positive of the other's row i, every other row a negative."""
+    row i of each is the positive of the other's row i, every other row a negative (of the global batch
+    under torchrun)."""
+    imu, camera = gather_with_grad(imu), gather_with_grad(camera)
     logits = F.normalize(imu, dim=-1) @ F.normalize(camera, dim=-1).T / temperature
     target = torch.arange(len(logits), device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
@@ -29,7 +37,7 @@ def temporal_info_nce(imu: torch.Tensor, camera: torch.Tensor, temperature: floa
     step of the same clip within ``tolerance`` steps is a positive and the loss is -log of their summed
     probability, so each step may match whichever neighbour fits best (multi-positive InfoNCE).
     """
-    a, b = F.normalize(imu, dim=-1), F.normalize(camera, dim=-1)
+    a, b = F.normalize(gather_with_grad(imu), dim=-1), F.normalize(gather_with_grad(camera), dim=-1)
     n, steps, _ = a.shape
     if negatives == "step":
         logits = torch.einsum("asd,bsd->sab", a, b) / temperature  # (S, n, n)

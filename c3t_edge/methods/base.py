@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from c3t_edge import checkpoint, distributed
 from c3t_edge.data.arrays import TrialArrays
 from c3t_edge.data.preprocess import PreprocessConfig, Standardizer, imu_channels
 from c3t_edge.models import ImuEncoder, ImuRecognizer, build_camera_encoder, build_head
@@ -97,14 +98,14 @@ class MethodData:
         (n, S, ...) or None, labels (n,) (-1 where hidden). Both streams shift together by up to
         ``jitter_s``; the camera additionally by up to ``misalign_s``."""
         rate = self.config.imu_rate_hz
-        shift = rng.integers(-int(jitter_s * rate), int(jitter_s * rate) + 1, size=len(index))
-        offset = rng.integers(-int(misalign_s * rate), int(misalign_s * rate) + 1, size=len(index))
+        shift, offset = draw_offsets(rng, len(index), int(jitter_s * rate), int(misalign_s * rate))
         imu, cam = self.arrays.windows(index, shift_samples=shift, camera_offset_samples=offset,
                                        with_camera=with_camera)
         imu = self.standardizer(imu)
-        imu_t = torch.from_numpy(imu)
-        cam_t = torch.from_numpy(cam) if cam is not None else None
-        return imu_t, cam_t, torch.from_numpy(self._labels[index])
+        device = distributed.current().device
+        imu_t = torch.from_numpy(imu).to(device)
+        cam_t = torch.from_numpy(cam).to(device) if cam is not None else None
+        return imu_t, cam_t, torch.from_numpy(self._labels[index]).to(device)
 
 
 class Method(ABC):
@@ -157,6 +158,7 @@ class Method(ABC):
         self._fit(data, np.random.default_rng(self.config.seed), progress)
         for module in self.modules().values():
             module.eval()
+            module.cpu()  # trained on distributed.current().device; predicted and exported on the CPU
         return self
 
     def needs_camera(self) -> bool:
@@ -234,27 +236,37 @@ def optimise(modules: Sequence[nn.Module], steps: int, config: TrainConfig,
              loss_fn: Callable[[int], tuple[torch.Tensor, dict]], *, desc: str, progress: bool) -> list[dict]:
     """Run ``steps`` AdamW steps with a one-cycle schedule on ``loss_fn(step) -> (loss, logs)``.
 
-    Returns a short history (every ~5% of steps) of the logged values.
+    Returns a short history (every ~5% of steps) of the logged values. Under ``torchrun``
+    (:mod:`c3t_edge.distributed`) each step is one DistributedDataParallel forward of ``loss_fn`` (the
+    gradients are averaged over the processes), BatchNorm statistics are those of the global batch and
+    the logged values are means over the processes. Inside a checkpoint session
+    (:mod:`c3t_edge.checkpoint`) the stage is checkpointed and, when resuming, restored.
     """
+    context = distributed.current()
+    for module in modules:
+        module.to(context.device)
+    stage = checkpoint.begin_stage(desc, steps)
+    if stage is not None and stage.finished is not None:
+        history = stage.restore_finished(modules)
+        for module in modules:
+            module.eval()
+        return history
+    restore_batchnorm = distributed.synchronise_batchnorm(modules)
     params = [p for m in modules for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps,
                                                    pct_start=0.15)
     for module in modules:
         module.train()
-    history: list[dict] = []
+    run_step = _step_runner(modules, loss_fn, context)
+    start, history = 0, []
+    if stage is not None and stage.partial is not None:
+        start, history = stage.restore_partial(modules, optimizer, schedule)
     every = max(1, steps // 20)
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps, desc=desc, unit="step", file=sys.stderr, leave=False)
-        except ImportError:
-            bar = None
-    start = time.perf_counter()
-    for step in range(steps):
-        loss, logs = loss_fn(step)
+    bar = _progress_bar(steps, desc, progress and context.is_main, start)
+    started = time.perf_counter()
+    for step in range(start, steps):
+        loss, logs = run_step(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 5.0)
@@ -263,19 +275,85 @@ def optimise(modules: Sequence[nn.Module], steps: int, config: TrainConfig,
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
         if step % every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": round(loss.item(), 5),
-                            "seconds": round(time.perf_counter() - start, 2), **logs})
+            history.append(_logged(step, loss, logs, started, context))
         if bar is not None:
             bar.update(1)
             if step % every == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+        if stage is not None:
+            stage.step_done(step, modules, optimizer, schedule, history)
     if bar is not None:
         bar.close()
+    restore_batchnorm()
     for module in modules:
         module.eval()
+    if stage is not None:
+        stage.finish(modules, history)
     return history
 
 
+def _progress_bar(steps: int, desc: str, enabled: bool, initial: int = 0):
+    """A tqdm bar on stderr (None when disabled or tqdm is missing)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=steps, initial=initial, desc=desc, unit="step", file=sys.stderr, leave=False)
+
+
+def _logged(step: int, loss: torch.Tensor, logs: dict, started: float, context) -> dict:
+    """One history row: the loss and the numeric logs (means over the processes under torchrun)."""
+    if not context.distributed:
+        return {"step": step, "loss": round(loss.item(), 5), "seconds": round(time.perf_counter() - started, 2),
+                **logs}
+    numeric = [k for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    means = distributed.mean_over_ranks([loss.item(), *(logs[k] for k in numeric)])
+    logs = {**logs, **{k: round(v, 4) for k, v in zip(numeric, means[1:], strict=True)}}
+    return {"step": step, "loss": round(means[0], 5), "seconds": round(time.perf_counter() - started, 2), **logs}
+
+
+class _TrainingStep(nn.Module):
+    """The modules of one stage and its loss function as one module, so that a whole training step is one
+    DistributedDataParallel forward: DDP then averages the gradients of every module the loss uses."""
+
+    def __init__(self, modules: Sequence[nn.Module], loss_fn: Callable[[int], tuple[torch.Tensor, dict]]):
+        super().__init__()
+        self.parts = nn.ModuleList(modules)
+        self.loss_fn = loss_fn
+
+    def forward(self, step: int) -> tuple[torch.Tensor, dict]:
+        return self.loss_fn(step)
+
+
+def _step_runner(modules: Sequence[nn.Module], loss_fn, context) -> Callable[[int], tuple[torch.Tensor, dict]]:
+    """``loss_fn`` itself with one process; under torchrun, ``loss_fn`` run as a DDP forward, with this
+    rank's torch generator forked from the shared one (dropout and augmentation differ per rank)."""
+    if not context.distributed:
+        return loss_fn
+    from torch.nn.parallel import DistributedDataParallel
+
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    torch.manual_seed(seed + 7_919 * context.rank)
+    device_ids = [context.local_rank] if context.device.startswith("cuda") else None
+    return DistributedDataParallel(_TrainingStep(modules, loss_fn), device_ids=device_ids)
+
+
+def draw_offsets(rng: np.random.Generator, n: int, jitter: int, misalign: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random window shifts (n,) in -jitter..jitter samples and camera offsets (n,) in -misalign..misalign
+    for a batch of ``n`` windows. Under torchrun both are drawn for the global batch (the same draws on
+    every rank) and this rank's rows are returned (:func:`c3t_edge.distributed.global_draw`)."""
+    shift = distributed.global_draw(lambda size: rng.integers(-jitter, jitter + 1, size=size), n)
+    offset = distributed.global_draw(lambda size: rng.integers(-misalign, misalign + 1, size=size), n)
+    return shift, offset
+
+
 def sample_indices(pool: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random batch from ``pool`` (without replacement when the pool is large enough)."""
-    return rng.choice(pool, size=batch_size, replace=len(pool) < batch_size)
+    """A random batch from ``pool`` (without replacement when the pool is large enough).
+
+    Under torchrun ``batch_size`` is per process: the global batch of ``batch_size * world_size`` is
+    drawn (as one process with that batch would) and this rank's ``batch_size`` rows are returned.
+    """
+    checkpoint.track_rng(rng)
+    return distributed.global_draw(lambda size: rng.choice(pool, size=size, replace=len(pool) < size), batch_size)

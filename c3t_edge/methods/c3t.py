@@ -59,7 +59,7 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
             if noise > 0:  # stand-in for the gap between aligned IMU latents and camera latents
                 scale = latents.norm(dim=-1, keepdim=True) / latents.shape[-1] ** 0.5
                 latents = latents + noise * scale * torch.randn_like(latents)
-            labels = torch.from_numpy(data.labels(index))
+            labels = torch.from_numpy(data.labels(index)).to(latents.device)
             return F.cross_entropy(temporal_head(latents), labels, label_smoothing=0.1), {}
 
         steps = int(cfg.extra.get("head_steps", cfg.steps))

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from c3t_edge import distributed
 from c3t_edge.methods.augment import augment_camera
 from c3t_edge.methods.base import Method, MethodData, _batched, optimise, sample_indices
 from c3t_edge.methods.frozen import FrozenCameraOutputs
@@ -55,8 +56,9 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
         _ref, state, history = cached
         method.camera_encoder.load_state_dict(state["camera_encoder"])
         method.camera_head.load_state_dict(state["camera_head"])
-        method.camera_encoder.eval()
-        method.camera_head.eval()
+        device = distributed.current().device  # where the stages after this one train
+        method.camera_encoder.to(device).eval()
+        method.camera_head.to(device).eval()
         return [dict(h) for h in history]
     # Seeded and initialised here, so the camera model depends on its configuration only - not on which
     # method builds it or what that method created first - and can be shared between methods.

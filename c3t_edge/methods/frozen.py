@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from c3t_edge.methods.base import MethodData
+from c3t_edge.methods.base import MethodData, draw_offsets
 
 
 class FrozenCameraOutputs:
@@ -29,11 +29,12 @@ class FrozenCameraOutputs:
         self.span = self.jitter + self.misalign
         self.rows = {int(i): row for row, i in enumerate(index)}
         model.eval()
+        device = next(model.parameters()).device
         tables = []
         with torch.no_grad():
             for displacement in range(-self.span, self.span + 1):
                 _imu, cam = data.arrays.windows(index, camera_offset_samples=displacement)
-                cam_t = torch.from_numpy(cam)
+                cam_t = torch.from_numpy(cam).to(device)
                 tables.append(torch.cat([model(cam_t[i:i + batch_clips])
                                          for i in range(0, len(cam_t), batch_clips)]))
         self.table = torch.stack(tables, dim=1)  # (n_trials, 2D + 1, ...)
@@ -50,11 +51,10 @@ class FrozenCameraOutputs:
               ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Standardised IMU windows (n, W, 6) of trials ``index`` (None without ``with_imu``) and the
         camera model's outputs for the same windows."""
-        shift = rng.integers(-self.jitter, self.jitter + 1, size=len(index))
-        offset = rng.integers(-self.misalign, self.misalign + 1, size=len(index))
+        shift, offset = draw_offsets(rng, len(index), self.jitter, self.misalign)
         imu = None
         if with_imu:
             windows, _ = data.arrays.windows(index, shift_samples=shift, with_camera=False)
-            imu = torch.from_numpy(data.standardizer(windows))
-        rows = torch.as_tensor([self.rows[int(i)] for i in index])
-        return imu, self.table[rows, torch.from_numpy(shift + offset + self.span)]
+            imu = torch.from_numpy(data.standardizer(windows)).to(self.table.device)
+        rows = torch.as_tensor([self.rows[int(i)] for i in index], device=self.table.device)
+        return imu, self.table[rows, torch.from_numpy(shift + offset + self.span).to(self.table.device)]
