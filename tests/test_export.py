@@ -168,7 +168,11 @@ def test_mcu_target(meta, bundle_dir):
     assert "resolver.AddConv2D();" in ops_header and "resolver.AddFullyConnected();" in ops_header
     assert f"MicroMutableOpResolver<{len(meta['mcu']['ops'])}>" in ops_header
     assert meta["mcu"]["arena_bytes_estimate"] > meta["mcu"]["activation_peak_bytes"] > 0
+    # CI installs tflite-micro (the tflite extra): the arena is the one TFLite Micro measured, plus the margin
+    assert meta["mcu"]["arena_source"] == "measured"
+    assert meta["mcu"]["arena_bytes"] >= meta["mcu"]["arena_bytes_measured"] > meta["mcu"]["activation_peak_bytes"]
     header = (mcu / "c3t_model_data.h").read_text()
+    assert f"#define C3T_ARENA_BYTES {meta['mcu']['arena_bytes']}  // TFLite Micro measured" in header
     assert "#define C3T_WINDOW 180" in header and "#define C3T_LABELS 21" in header
     compiler = shutil.which("g++") or shutil.which("c++")
     if compiler:

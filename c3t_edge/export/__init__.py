@@ -7,7 +7,7 @@
   INT8, QDQ, per-channel), always written; ``tflite`` - ``model.tflite`` and ``model.int8.tflite``
   (full-integer) through litert-torch, written by default when the ``tflite`` extra is installed
   (otherwise listed under ``missing_files`` with the reason); ``mcu`` (asked for) - ``mcu/``: the INT8
-  TFLite file as a C array, the TFLite Micro op list and an arena estimate;
+  TFLite file as a C array, the TFLite Micro op list and the tensor arena measured in TFLite Micro;
 - ``metadata.json`` last, once, atomically (:func:`~c3t_edge.export.metadata.write_metadata`), holding
   every file's sha256 and the parity section: for each file, max |logit - torch logit|, top-1
   agreement with torch and accuracy on the run's test windows (training-subject windows for a run

@@ -6,23 +6,36 @@ Writes into ``mcu/``:
   array, plus the constants a firmware needs to feed it (window, channels, per-channel mean/std,
   input/output scale and zero point, labels);
 - ``c3t_model_ops.h``: a ``MicroMutableOpResolver`` with exactly the builtin ops the model uses;
-- ``README.md``: the op list, the arena estimate and how to call the model.
+- ``README.md``: the op list, the tensor arena and how to call the model.
 
-The arena estimate replays the model's operator order: every non-constant tensor lives from the op
-that writes it to the last op that reads it, and the peak of the live bytes (16-byte aligned) is the
-activation arena; per-tensor/per-op bookkeeping and per-channel quantization data are added, plus a
-margin. It is an estimate: TFLite Micro's ``RecordingMicroInterpreter`` gives the exact figure on a
-device (kernels such as CMSIS-NN may ask for extra scratch).
+The tensor arena (``C3T_ARENA_BYTES``) is measured: the model runs once in TensorFlow Lite Micro's own
+interpreter (the ``tflite-micro`` package, reference kernels), whose ``RecordingMicroAllocator`` reports
+the bytes it allocated (:func:`measure_arena`). A stated margin is added (:data:`ARENA_MARGIN`): the
+largest scratch buffer CMSIS-NN's int8 convolution asks for on a Cortex-M4, which the reference kernels do
+not use, then a round-up to 1 KiB. The measurement runs on the 64-bit host: TFLite Micro's bookkeeping
+structures hold pointers, so on a 32-bit MCU the same model needs slightly less.
+
+Where ``tflite-micro`` is not installed (it has Linux x86-64 wheels only) the arena is an estimate that
+replays the operator order instead: every non-constant tensor lives from the op that writes it to the
+last op that reads it, the peak of the live bytes (16-byte aligned) is the activation arena, and
+per-tensor/per-op bookkeeping plus a margin are added; ``arena_source`` in the metadata says which.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import platform
+import re
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from c3t_edge.backends import get_engine
+from c3t_edge.errors import C3TEdgeError
 from c3t_edge.export.targets import ExportContext, TargetResult
 
 #: TFLite builtin op name -> MicroMutableOpResolver method, where the CamelCase rule does not give it.
@@ -32,6 +45,11 @@ _DTYPE_BYTES = {"FLOAT32": 4, "INT32": 4, "INT8": 1, "UINT8": 1, "INT16": 2, "IN
 #: Rough TFLite Micro bookkeeping: TfLiteEvalTensor + TfLiteTensor per tensor, node + registration per op.
 _PER_TENSOR_BYTES = 80
 _PER_OP_BYTES = 96
+#: What is added to the arena TFLite Micro measured, in words (the figures are in the metadata).
+ARENA_MARGIN = ("the largest CMSIS-NN int8 convolution scratch buffer on a Cortex-M4 (2 x kernel size x input "
+                "channels, rounded up to 4, int16), which the reference kernels measured here do not use, then "
+                "rounded up to 1 KiB")
+_ARENA_ROUND_BYTES = 1024
 
 
 def resolver_method(op_name: str) -> str:
@@ -82,7 +100,85 @@ def analyse_tflite(path: str | Path) -> dict:
     used = sorted({codes[op.opcodeIndex] for op in graph.operators})
     return {"ops": used, "operators": n_ops, "activation_peak_bytes": int(peak),
             "persistent_bytes_estimate": int(persistent), "arena_bytes_estimate": estimate,
-            "model_bytes": len(buf)}
+            "cmsis_nn_scratch_bytes": _cmsis_nn_conv_scratch(graph, codes), "model_bytes": len(buf)}
+
+
+def _cmsis_nn_conv_scratch(graph, codes: list[str]) -> int:
+    """Bytes of the largest im2col buffer CMSIS-NN's ``arm_convolve_wrapper_s8`` asks for on a Cortex-M4
+    (DSP extension): 2 columns of kernel height x width x input channels (rounded up to 4) int16 values.
+    Filters are OHWI: ``shape[1:]`` is one column."""
+    largest = 0
+    for op in graph.operators:
+        if codes[op.opcodeIndex] != "CONV_2D":
+            continue
+        cols = int(np.prod(graph.tensors[op.inputs[1]].shape[1:]))
+        largest = max(largest, 2 * ((cols + 3) // 4 * 4) * 2)
+    return largest
+
+
+@contextlib.contextmanager
+def _native_stderr_into(fd: int):
+    """Point file descriptor 2 at ``fd`` while native code (TFLite Micro's MicroPrintf) writes to it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def measure_arena(int8_tflite: str | Path) -> dict | None:
+    """The tensor arena TensorFlow Lite Micro really uses for ``int8_tflite``, or None without the
+    ``tflite-micro`` package.
+
+    The model is loaded into TFLite Micro's Python interpreter (recording allocator, reference kernels,
+    an arena of 10x the model's size), run once on a zero input, and its ``RecordingMicroAllocator``
+    report is read: ``arena_bytes_measured`` (total), ``arena_head_bytes`` (the non-persistent part:
+    activations and scratch) and ``arena_tail_bytes`` (persistent: tensors, op data), all in bytes;
+    ``measured_with`` names the package version. Raises :class:`C3TEdgeError` when TFLite Micro cannot
+    run the model (an op it lacks), with its first message."""
+    try:
+        import tflite_micro
+        from tflite_micro import runtime
+    except ImportError:
+        return None
+    data = Path(int8_tflite).read_bytes()
+    with tempfile.TemporaryFile() as log:
+        try:
+            with _native_stderr_into(log.fileno()):
+                interpreter = runtime.Interpreter.from_bytes(data)
+                details = interpreter.get_input_details(0)
+                interpreter.set_input(np.zeros(details["shape"], dtype=details["dtype"]), 0)
+                interpreter.invoke()
+                interpreter.print_allocations()
+        except (RuntimeError, ValueError) as exc:
+            log.seek(0)
+            said = log.read().decode(errors="replace").strip().splitlines() or [str(exc)]
+            raise C3TEdgeError(f"{int8_tflite}: TensorFlow Lite Micro cannot run it ({said[0]})") from None
+        log.seek(0)
+        report = log.read().decode(errors="replace")
+    figures = {key: re.search(rf"Arena allocation {key} (\d+) bytes", report) for key in ("total", "head", "tail")}
+    if not all(figures.values()):
+        raise C3TEdgeError(f"{int8_tflite}: TensorFlow Lite Micro's allocation report was not understood")
+    total, head, tail = (int(figures[key].group(1)) for key in ("total", "head", "tail"))
+    return {"arena_bytes_measured": total, "arena_head_bytes": head, "arena_tail_bytes": tail,
+            "measured_with": f"tflite-micro {tflite_micro.__version__} (reference kernels, "
+                            f"{platform.system()} {platform.machine()} host)"}
+
+
+def arena_figures(int8_tflite: str | Path, info: dict) -> dict:
+    """``arena_bytes`` (what ``C3T_ARENA_BYTES`` is) and how it was found: measured in TFLite Micro plus
+    :data:`ARENA_MARGIN`, or, without ``tflite-micro``, the estimate (``arena_source`` says which)."""
+    measured = measure_arena(int8_tflite)
+    if measured is None:
+        return {"arena_bytes": info["arena_bytes_estimate"], "arena_source": "estimate (tflite-micro not installed)",
+                "arena_bytes_measured": None}
+    margin_from = measured["arena_bytes_measured"] + info["cmsis_nn_scratch_bytes"]
+    arena = -(-margin_from // _ARENA_ROUND_BYTES) * _ARENA_ROUND_BYTES
+    return {"arena_bytes": arena, "arena_source": "measured", **measured,
+            "arena_margin_bytes": arena - measured["arena_bytes_measured"], "arena_margin": ARENA_MARGIN}
 
 
 def _c_floats(values) -> str:
@@ -95,6 +191,7 @@ def write_mcu(int8_tflite: str | Path, out_dir: str | Path, meta: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     data = Path(int8_tflite).read_bytes()
     info = analyse_tflite(int8_tflite)
+    arena = arena_figures(int8_tflite, info)
     io = meta["files"].get(Path(int8_tflite).name, {})
     q_in = io.get("input", {}).get("quantization", {"scale": 1.0, "zero_point": 0})
     q_out = io.get("output", {}).get("quantization", {"scale": 1.0, "zero_point": 0})
@@ -126,7 +223,7 @@ def write_mcu(int8_tflite: str | Path, out_dir: str | Path, meta: dict) -> dict:
         f"#define C3T_INPUT_ZERO_POINT {q_in['zero_point']}\n"
         f"#define C3T_OUTPUT_SCALE {q_out['scale']:.9g}f\n"
         f"#define C3T_OUTPUT_ZERO_POINT {q_out['zero_point']}\n"
-        f"#define C3T_ARENA_BYTES {info['arena_bytes_estimate']}  // estimate, see README.md\n\n"
+        f"#define C3T_ARENA_BYTES {arena['arena_bytes']}  // {_arena_source(arena)}, see README.md\n\n"
         "extern const unsigned char c3t_model_data[];\n"
         "extern const unsigned int c3t_model_data_len;\n"
         "extern const float c3t_input_mean[C3T_CHANNELS];\n"
@@ -144,21 +241,38 @@ def write_mcu(int8_tflite: str | Path, out_dir: str | Path, meta: dict) -> dict:
         f"- model: `c3t_model_data.cc`, {len(data)} bytes (full-integer INT8, int8 input and output)\n"
         f"- ops ({len(info['ops'])}): {', '.join(info['ops'])} - registered by `c3t_register_ops()` in "
         "`c3t_model_ops.h`\n"
-        f"- tensor arena: about {info['arena_bytes_estimate']} bytes (activation peak "
-        f"{info['activation_peak_bytes']} bytes + bookkeeping; an estimate - measure with "
-        "`tflite::RecordingMicroInterpreter` and trim)\n"
+        f"- tensor arena: {_arena_readme(arena, info)}\n"
         f"- input: {meta['window_samples']} samples x {len(meta['channels'])} channels ({channels}) at "
         f"{meta['sample_rate_hz']:g} Hz, standardised with `c3t_input_mean`/`c3t_input_std`, then quantized "
         "with `C3T_INPUT_SCALE`/`C3T_INPUT_ZERO_POINT`\n"
         f"- output: {len(labels)} int8 logits in the order of `c3t_labels`; the largest is the action\n\n"
         "See `export/mcu.md` in the c3t-edge repository for a complete inference loop.\n")
-    return {"files": sorted(p.name for p in out.iterdir()), **info,
+    return {"files": sorted(p.name for p in out.iterdir()), **info, **arena,
             "input_quantization": q_in, "output_quantization": q_out}
+
+
+def _arena_source(arena: dict) -> str:
+    if arena["arena_source"] != "measured":
+        return "an estimate"
+    return f"TFLite Micro measured {arena['arena_bytes_measured']} + margin {arena['arena_margin_bytes']}"
+
+
+def _arena_readme(arena: dict, info: dict) -> str:
+    """The README's tensor-arena line: the figure and how it was found."""
+    if arena["arena_source"] != "measured":
+        return (f"about {arena['arena_bytes']} bytes (activation peak {info['activation_peak_bytes']} bytes + "
+                "bookkeeping; an estimate, tflite-micro was not installed - measure with "
+                "`tflite::RecordingMicroInterpreter` and trim)")
+    return (f"`C3T_ARENA_BYTES` = {arena['arena_bytes']} bytes: TFLite Micro allocated "
+            f"{arena['arena_bytes_measured']} bytes running this model ({arena['arena_head_bytes']} non-persistent: "
+            f"activations; {arena['arena_tail_bytes']} persistent: tensors and op data; measured with "
+            f"{arena['measured_with']}), plus a margin of {arena['arena_margin_bytes']} bytes: "
+            f"{arena['arena_margin']}")
 
 
 def convert(context: ExportContext) -> TargetResult:
     """Write ``mcu/`` from the bundle's ``model.int8.tflite`` (written by the ``tflite`` target, which
     this one needs); the result is the metadata's ``mcu`` section."""
     int8_tflite = context.out / get_engine("tflite").files["int8"]
-    context.log("writing mcu/ (C array, op list, arena estimate)")
+    context.log("writing mcu/ (C array, op list, tensor arena measured in TFLite Micro)")
     return TargetResult(section=write_mcu(int8_tflite, context.out / "mcu", context.metadata))

@@ -232,5 +232,5 @@ register_target(ExportTarget(
                  "int8 input and output"))
 register_target(ExportTarget(
     "mcu", lazy("c3t_edge.export.mcu:convert"),
-    "mcu/: model.int8.tflite as a C array, its TFLite Micro op list and an arena estimate",
+    "mcu/: model.int8.tflite as a C array, its TFLite Micro op list and tensor arena (measured in TFLite Micro)",
     needs=("tflite",), modules=("ai_edge_litert",), extra="tflite"))
