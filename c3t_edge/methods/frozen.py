@@ -29,7 +29,7 @@ class FrozenCameraOutputs:
         self.span = self.jitter + self.misalign
         self.rows = {int(i): row for row, i in enumerate(index)}
         model.eval()
-        device = next(model.parameters()).device
+        device = next(model.parameters(), torch.empty(0)).device  # a parameter-free model runs on the CPU
         tables = []
         with torch.no_grad():
             for displacement in range(-self.span, self.span + 1):
