@@ -8,6 +8,11 @@ its rate is inferred from line timing and its units from gravity, as one notice 
 (--rate, --acc-units, --gyro-units set them). A lost link is waited out and reported; recognition resumes when the
 device is back. Ctrl-C or SIGTERM ends the run with a summary (frames, samples, lost, corrupt,
 windows, events, latency p50/p99).
+
+Several devices in one process: --port more than once (NAME=PORT names one), or --devices FILE.toml
+(name, port, bundle, calibration profile per device). Every line and JSON object then carries the
+device's name; a device that fails is reported and the others go on; each has its own summary.
+--publish mqtt://... sends every event to an MQTT broker as well.
 """
 
 from __future__ import annotations
@@ -20,20 +25,22 @@ from c3t_edge.runtime.options import (
     add_format_flags,
     add_model_flags,
     add_output_flags,
+    add_publish_flags,
     add_recognition_flags,
-    decoder_from_args,
-    load_calibration,
-    model_from_args,
-    pipeline_from_args,
+    publisher_from_args,
     run_async,
     sink_from_args,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", required=True, metavar="PORT",
+    parser.add_argument("--port", action="append", metavar="[NAME=]PORT",
                         help="serial device, pyserial URL (loop://, socket://h:p), ble://NAME-or-ADDRESS "
-                             "or replay://FILE")
+                             "or replay://FILE; repeat it to stream several devices in one process (NAME tags "
+                             "their events; default: made from PORT)")
+    parser.add_argument("--devices", metavar="FILE.toml",
+                        help="the devices to stream: [[device]] tables with name, port and optionally model, "
+                             "precision, engine, calibration, baud (see the Raspberry Pi guide)")
     add_model_flags(parser)
     parser.add_argument("--calibration", metavar="PROFILE",
                         help="sensor calibration profile from 'c3t-edge calibrate' (default: samples are used as the "
@@ -42,25 +49,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_format_flags(parser)
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     add_output_flags(parser)
+    add_publish_flags(parser)
     add_recognition_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from c3t_edge.runtime.runner import PortOptions, run_port
+    from c3t_edge.gateway.devices import build_runs, device_specs
+    from c3t_edge.runtime.sinks import FanOut
 
     if args.baud <= 0:
         raise C3TEdgeError(f"--baud must be > 0 (got {args.baud})")
     if args.duration is not None and not args.duration > 0:
         raise C3TEdgeError(f"--duration must be > 0 seconds (got {args.duration:g})")
-    calibration = load_calibration(args.calibration)
-    model = model_from_args(args)
-    decoder = decoder_from_args(args, model)
-    pipeline = pipeline_from_args(args, model, decoder=decoder, calibration=calibration)
-    sink = sink_from_args(args)
+    specs = device_specs(args.port, args.devices)
+    tagged = args.devices is not None or len(specs) > 1  # one --port: today's output, untagged
+    publisher = publisher_from_args(args, "stream")
+
+    def make_sink(name: str):
+        printer = sink_from_args(args, name if tagged else None)
+        return printer if publisher is None else FanOut(printer, publisher.sink(name, report=printer))
+
+    try:
+        runs = build_runs(specs, args, make_sink)
+        return _run_one(runs[0], args) if not tagged else _run_many(runs, args)
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _header(run, args, tag: str = "") -> None:
     if not args.json:
-        print(f"stream: {args.port} -> {model.spec.name}: {len(model.spec.labels)} actions, "
-              f"{model.spec.window_s:.2f} s windows every {model.spec.hop_s:.2f} s"
+        spec = run.pipeline.spec
+        print(f"stream: {tag}{run.port} -> {spec.name}: {len(spec.labels)} actions, "
+              f"{spec.window_s:.2f} s windows every {spec.hop_s:.2f} s"
               + ("" if args.duration else " (Ctrl-C to stop)"), file=sys.stderr, flush=True)
-    summary = run_async(run_port(args.port, pipeline, sink, options=PortOptions(baudrate=args.baud),
-                                 duration_s=args.duration))
+
+
+def _run_one(run, args: argparse.Namespace) -> int:
+    from c3t_edge.runtime.runner import run_port
+
+    _header(run, args)
+    summary = run_async(run_port(run.port, run.pipeline, run.sink, options=run.options, duration_s=args.duration))
     return 130 if summary is None else 0
+
+
+def _run_many(runs, args: argparse.Namespace) -> int:
+    """Every device at once; a device that fails says so (one line, tagged) and the others go on.
+    Exit 1 when a device failed."""
+    from c3t_edge.runtime.events import Notice
+    from c3t_edge.runtime.runner import run_devices
+
+    for run in runs:
+        _header(run, args, f"[{run.name}] ")
+
+    def on_error(run, exc: Exception) -> None:
+        what = str(exc) if isinstance(exc, C3TEdgeError) else f"{type(exc).__name__}: {exc}"
+        run.sink(Notice(f"error: {what} (the other devices go on)"))
+
+    results = run_async(run_devices(runs, duration_s=args.duration, on_error=on_error))
+    if results is None:
+        return 130
+    return 1 if any(isinstance(r, Exception) for r in results.values()) else 0

@@ -32,6 +32,31 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
                         help="also report every window (top class, activity, smoothed state)")
 
 
+def add_publish_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("publishing events (MQTT; needs the gateway extra)")
+    g.add_argument("--publish", metavar="URL",
+                   help="mqtt://[USER[:PASS]@]HOST[:PORT]/TOPIC or mqtts://...: each event as one JSON message on "
+                        "TOPIC/<device>/events, the link state on TOPIC/<device>/status (retained; last will "
+                        "'offline'); a password may come from $C3T_MQTT_PASSWORD instead")
+    g.add_argument("--tls-ca", metavar="FILE",
+                   help="CA certificate(s) the mqtts:// broker's certificate must be signed by (default: the system's)")
+    g.add_argument("--publish-queue", type=int, default=10_000, metavar="N",
+                   help="messages kept per device while the broker is away (default 10000); newer ones are "
+                        "dropped and counted")
+
+
+def publisher_from_args(args: argparse.Namespace, command: str):
+    """The MQTT gateway for ``--publish`` (its broker checked), or None."""
+    if args.publish is None:
+        if args.tls_ca is not None:
+            raise C3TEdgeError("--tls-ca is for --publish mqtts://...")
+        return None
+    from c3t_edge.gateway.mqtt import MqttGateway
+
+    return MqttGateway.start(args.publish, tls_ca=args.tls_ca, queue_limit=args.publish_queue,
+                             command=f"c3t-edge {command}")
+
+
 def add_recognition_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("recognition")
     g.add_argument("--confidence", type=float, default=SmoothingConfig.enter, metavar="P",
@@ -109,8 +134,9 @@ def pipeline_from_args(args: argparse.Namespace, model: WindowModel, *, decoder=
     return StreamPipeline(model, calibration=calibration, config=config, decoder=decoder)
 
 
-def sink_from_args(args: argparse.Namespace):
-    return JsonSink(sys.stdout) if args.json else TextSink(sys.stdout, sys.stderr)
+def sink_from_args(args: argparse.Namespace, device: str | None = None):
+    """The printing sink; ``device``: tag every line with that name (several devices in one run)."""
+    return JsonSink(sys.stdout, device) if args.json else TextSink(sys.stdout, sys.stderr, device)
 
 
 def run_async(coro):

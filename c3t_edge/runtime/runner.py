@@ -3,12 +3,17 @@
 Shared by ``c3t-edge stream``, ``replay`` and ``demo``. Stops at the end of a recording, after
 ``duration_s``, at Ctrl-C or SIGTERM; the summary is always emitted, also when the link is lost for
 good (the :class:`~c3t_edge.errors.TransportError` is raised after it).
+
+:func:`run_devices` runs several devices in one process, on one event loop: one pipeline and one
+sink per device, one Ctrl-C / SIGTERM / ``duration_s`` for all; a device that fails (its link lost
+for good, a device the model does not fit) is reported and the others go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -109,6 +114,54 @@ async def run_port(port: str, pipeline: StreamPipeline, sink, *, options: PortOp
     if error is not None:
         raise error
     return summary
+
+
+@dataclass
+class DeviceRun:
+    """One device of a multi-device run: its ``name`` (on every event), PORT, pipeline, sink."""
+
+    name: str
+    port: str
+    pipeline: StreamPipeline
+    sink: Any
+    options: PortOptions = field(default_factory=PortOptions)
+
+
+async def run_devices(runs: list[DeviceRun], *, duration_s: float | None = None, handle_signals: bool = True,
+                      stop: asyncio.Event | None = None, on_error=None) -> dict[str, Summary | Exception]:
+    """Run every device of ``runs`` at once until each source ends, ``duration_s`` passes, Ctrl-C /
+    SIGTERM, or ``stop`` is set. Each device's summary goes to its own sink. A device whose run
+    raises is given to ``on_error(run, exc)`` at once (the others go on); returns, per device name,
+    its :class:`Summary` or the exception that ended it."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+                pass
+    timer = loop.call_later(duration_s, stop.set) if duration_s is not None else None
+
+    async def one(run: DeviceRun) -> Summary | Exception:
+        try:
+            return await run_port(run.port, run.pipeline, run.sink, options=run.options,
+                                  handle_signals=False, stop=stop)
+        except Exception as exc:  # noqa: BLE001 - one device's failure must not end the others
+            if on_error is not None:
+                on_error(run, exc)
+            return exc
+
+    try:
+        results = await asyncio.gather(*(one(run) for run in runs))
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return {run.name: result for run, result in zip(runs, results, strict=True)}
 
 
 def _silence_hint(port: str, transport, pipeline: StreamPipeline, sink) -> None:
