@@ -16,11 +16,13 @@ from c3t_edge.runtime.options import (
     add_format_flags,
     add_model_flags,
     add_output_flags,
+    add_publish_flags,
     add_recognition_flags,
     decoder_from_args,
     load_calibration,
     model_from_args,
     pipeline_from_args,
+    publisher_from_args,
     run_async,
     sink_from_args,
 )
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="no pacing at all")
     add_format_flags(parser)
     add_output_flags(parser)
+    add_publish_flags(parser)
     add_recognition_flags(parser)
 
 
@@ -51,13 +54,24 @@ def run(args: argparse.Namespace) -> int:
     from c3t_edge.recording import RecordingReader
 
     RecordingReader(args.file).close()  # not a recording: say so before loading the model
+    publisher = publisher_from_args(args, "replay")  # a broker that refuses: one line, before the model loads
     calibration = load_calibration(args.calibration)
     model = model_from_args(args)
     pipeline = pipeline_from_args(args, model, calibration=calibration, decoder=decoder_from_args(args, model))
     sink = sink_from_args(args)
+    port = "replay://" + args.file
+    if publisher is not None:  # the device is named after the file: TOPIC/<stem>/events
+        from c3t_edge.gateway.devices import name_from_port
+        from c3t_edge.runtime.sinks import FanOut
+
+        sink = FanOut(sink, publisher.sink(name_from_port(port), report=sink))
     speed = None if args.fast else args.speed
     if not args.json:
         pace = "as fast as possible" if speed is None else f"at {speed:g}x"
         print(f"replay: {args.file} -> {model.spec.name}, {pace}", file=sys.stderr, flush=True)
-    summary = run_async(run_port("replay://" + args.file, pipeline, sink, options=PortOptions(speed=speed)))
+    try:
+        summary = run_async(run_port(port, pipeline, sink, options=PortOptions(speed=speed)))
+    finally:
+        if publisher is not None:
+            publisher.close()
     return 130 if summary is None else 0
