@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     tagged = args.devices is not None or len(specs) > 1  # one --port: today's output, untagged
     publisher = publisher_from_args(args, "stream")
 
-    def make_sink(name: str):
-        printer = sink_from_args(args, name if tagged else None)
-        return printer if publisher is None else FanOut(printer, publisher.sink(name, report=printer))
+    def make_sink(spec, pipeline):
+        printer = sink_from_args(args, spec.name if tagged else None)
+        return printer if publisher is None else FanOut(printer, publisher.sink(spec.name, report=printer))
 
     try:
         runs = build_runs(specs, args, make_sink)

@@ -156,7 +156,8 @@ def device_args(args: argparse.Namespace, spec: DeviceSpec) -> argparse.Namespac
 def build_runs(specs: list[DeviceSpec], args: argparse.Namespace, make_sink) -> list:
     """One :class:`~c3t_edge.runtime.runner.DeviceRun` per device: its own decoder, calibration and
     pipeline; devices with the same bundle, precision and engine share one loaded model (it keeps no
-    state between windows). ``make_sink(name)``: the device's sink."""
+    state between windows). ``make_sink(spec, pipeline)``: the device's sink (a web view observes
+    the pipeline)."""
     from c3t_edge.runtime.options import (
         decoder_from_args,
         load_calibration,
@@ -178,6 +179,6 @@ def build_runs(specs: list[DeviceSpec], args: argparse.Namespace, make_sink) -> 
         model = models[key]
         pipeline = pipeline_from_args(dargs, model, decoder=decoder_from_args(dargs, model),
                                       calibration=calibration)
-        runs.append(DeviceRun(spec.name, spec.port, pipeline, make_sink(spec.name),
+        runs.append(DeviceRun(spec.name, spec.port, pipeline, make_sink(spec, pipeline),
                               PortOptions(baudrate=dargs.baud)))
     return runs
