@@ -58,7 +58,8 @@ def _build(out_dir: str, make_vars: tuple[tuple[str, str], ...]) -> Path:
     if src.exists():
         shutil.rmtree(src)
     shutil.copytree(FIRMWARE, src, ignore=shutil.ignore_patterns("build"))
-    proc = subprocess.run(["make", "-C", str(src), "qemu", *(f"{k}={v}" for k, v in make_vars)],
+    proc = subprocess.run(["make", "-C", str(src), "qemu", f"PYTHON={sys.executable}",
+                           *(f"{k}={v}" for k, v in make_vars)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"make qemu failed:\n{proc.stdout}\n{proc.stderr}"
     return src / "build" / "qemu" / "c3t-qemu-m4.elf"
