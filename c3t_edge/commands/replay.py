@@ -2,7 +2,8 @@
 
 The same pipeline as `stream`, on the bytes stored in FILE: deterministic (the same events every
 run, at every speed), at the recorded pace by default, --speed X times faster, or
---as-fast-as-possible. A recording cut short (a crash, kill -9) plays up to its last full record.
+--as-fast-as-possible; --web serves a live page to watch it on. A recording cut short (a crash,
+kill -9) plays up to its last full record.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 
 from c3t_edge.errors import C3TEdgeError
+from c3t_edge.gateway.web import add_web_flag, web_view_from_args
 from c3t_edge.runtime.options import (
     add_format_flags,
     add_model_flags,
@@ -42,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_flags(parser)
     add_publish_flags(parser)
     add_recognition_flags(parser)
+    add_web_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from c3t_edge.recording import RecordingReader
 
     RecordingReader(args.file).close()  # not a recording: say so before loading the model
+    view = web_view_from_args(args)
     publisher = publisher_from_args(args, "replay")  # a broker that refuses: one line, before the model loads
     calibration = load_calibration(args.calibration)
     model = model_from_args(args)
@@ -69,8 +73,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         pace = "as fast as possible" if speed is None else f"at {speed:g}x"
         print(f"replay: {args.file} -> {model.spec.name}, {pace}", file=sys.stderr, flush=True)
+    if view is not None:
+        from c3t_edge.gateway.devices import name_from_port
+
+        sink = view.attach(name_from_port(port), pipeline, sink, port=port)
+    run = run_port(port, pipeline, sink, options=PortOptions(speed=speed))
     try:
-        summary = run_async(run_port(port, pipeline, sink, options=PortOptions(speed=speed)))
+        summary = run_async(run if view is None else view.serve(run))
     finally:
         if publisher is not None:
             publisher.close()
