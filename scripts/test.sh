@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# tflite: the TFLite conversion and --target mcu tests run (torch stays at the train extra's 2.13.0 CPU pin)
-.venv/bin/python -m pip install --quiet -e '.[train,dev,tflite]'
+# gateway: the web view (and MQTT) tests; tflite: the TFLite conversion and --target mcu tests run (torch stays at the train extra's 2.13.0 CPU pin)
+.venv/bin/python -m pip install --quiet -e '.[train,dev,tflite,gateway]'
 .venv/bin/ruff check c3t_edge/  # lint, and no function above McCabe complexity 15 (pyproject.toml)
 .venv/bin/python -m pytest "$@"
