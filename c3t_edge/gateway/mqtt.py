@@ -183,8 +183,7 @@ class DevicePublisher:
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        self._publish_status("online", "gateway started")
+        client.on_publish = self._on_publish  # the state ("online") is published on connecting
         client.connect_async(target.host, target.port, keepalive=KEEPALIVE_S)
         client.loop_start()
 
