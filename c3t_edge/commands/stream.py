@@ -12,7 +12,8 @@ windows, events, latency p50/p99).
 Several devices in one process: --port more than once (NAME=PORT names one), or --devices FILE.toml
 (name, port, bundle, calibration profile per device). Every line and JSON object then carries the
 device's name; a device that fails is reported and the others go on; each has its own summary.
---publish mqtt://... sends every event to an MQTT broker as well.
+--publish mqtt://... sends every event to an MQTT broker as well; --web [HOST:]PORT serves a live page
+(signals, class probabilities, events, link state; one panel per device).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import sys
 
 from c3t_edge.errors import C3TEdgeError
+from c3t_edge.gateway.web import add_web_flag, web_view_from_args
 from c3t_edge.runtime.options import (
     add_format_flags,
     add_model_flags,
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     add_output_flags(parser)
     add_publish_flags(parser)
+    add_web_flag(parser)
     add_recognition_flags(parser)
 
 
@@ -63,15 +66,17 @@ def run(args: argparse.Namespace) -> int:
         raise C3TEdgeError(f"--duration must be > 0 seconds (got {args.duration:g})")
     specs = device_specs(args.port, args.devices)
     tagged = args.devices is not None or len(specs) > 1  # one --port: today's output, untagged
+    view = web_view_from_args(args)
     publisher = publisher_from_args(args, "stream")
 
     def make_sink(spec, pipeline):
         printer = sink_from_args(args, spec.name if tagged else None)
-        return printer if publisher is None else FanOut(printer, publisher.sink(spec.name, report=printer))
+        sink = printer if publisher is None else FanOut(printer, publisher.sink(spec.name, report=printer))
+        return sink if view is None else view.attach(spec.name, pipeline, sink, port=spec.port)
 
     try:
         runs = build_runs(specs, args, make_sink)
-        return _run_one(runs[0], args) if not tagged else _run_many(runs, args)
+        return _run_one(runs[0], args, view) if not tagged else _run_many(runs, args, view)
     finally:
         if publisher is not None:
             publisher.close()
@@ -85,15 +90,16 @@ def _header(run, args, tag: str = "") -> None:
               + ("" if args.duration else " (Ctrl-C to stop)"), file=sys.stderr, flush=True)
 
 
-def _run_one(run, args: argparse.Namespace) -> int:
+def _run_one(run, args: argparse.Namespace, view=None) -> int:
     from c3t_edge.runtime.runner import run_port
 
     _header(run, args)
-    summary = run_async(run_port(run.port, run.pipeline, run.sink, options=run.options, duration_s=args.duration))
+    coro = run_port(run.port, run.pipeline, run.sink, options=run.options, duration_s=args.duration)
+    summary = run_async(coro if view is None else view.serve(coro))
     return 130 if summary is None else 0
 
 
-def _run_many(runs, args: argparse.Namespace) -> int:
+def _run_many(runs, args: argparse.Namespace, view=None) -> int:
     """Every device at once; a device that fails says so (one line, tagged) and the others go on.
     Exit 1 when a device failed."""
     from c3t_edge.runtime.events import Notice
@@ -106,7 +112,8 @@ def _run_many(runs, args: argparse.Namespace) -> int:
         what = str(exc) if isinstance(exc, C3TEdgeError) else f"{type(exc).__name__}: {exc}"
         run.sink(Notice(f"error: {what} (the other devices go on)"))
 
-    results = run_async(run_devices(runs, duration_s=args.duration, on_error=on_error))
+    coro = run_devices(runs, duration_s=args.duration, on_error=on_error)
+    results = run_async(coro if view is None else view.serve(coro))
     if results is None:
         return 130
     return 1 if any(isinstance(r, Exception) for r in results.values()) else 0

@@ -168,6 +168,8 @@ class DevicePanel:
             self.view.notify()
 
     def summary(self, summary: Summary) -> None:
+        """The run's summary: shown on the page, and the view's own counters added to it."""
+        summary.extra.update(self.view.counters())
         self.summary_dict = summary.as_dict()
         if self.link != "lost":
             self.link = "ended" if summary.extra.get("stopped") == "ended" else "stopped"
@@ -271,13 +273,22 @@ class WebView:
     def attach(self, name: str, pipeline, sink, port: str | None = None):
         """Show device ``name``: its panel observes ``pipeline`` and gets what ``sink`` gets; returns the
         sink to run the device with (``sink`` first, then the panel)."""
+        from c3t_edge.runtime.sinks import FanOut
+
         panel = self.panel(name, port)
         panel.attach(pipeline)
-        return _Both(sink, panel)
+        return FanOut(sink, panel)
 
     def notify(self) -> None:
         for client in self.clients:
             client.notify()
+
+    def counters(self) -> dict[str, int]:
+        """Browsers served so far, updates merged because a browser was still busy, plot samples a
+        browser missed (summed over browsers)."""
+        per = [c.counters() for c in self.served]
+        return {"web_browsers": len(per), "web_updates_merged": sum(c["coalesced"] for c in per),
+                "web_plot_samples_dropped": sum(c["dropped_samples"] for c in per)}
 
     # ------------------------------------------------------------------ server
     async def start(self) -> str:
@@ -393,22 +404,6 @@ def _limit_send_buffer(transport) -> None:
 
 _HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-
-
-class _Both:
-    """A sink that passes every event and the summary to ``first`` and then to ``then``."""
-
-    def __init__(self, first, then) -> None:
-        self.first = first
-        self.then = then
-
-    def __call__(self, event) -> None:
-        self.first(event)
-        self.then(event)
-
-    def summary(self, summary: Summary) -> None:
-        self.first.summary(summary)
-        self.then.summary(summary)
 
 
 def add_web_flag(parser) -> None:
