@@ -165,4 +165,6 @@ class Summary:
                 f"resets {self.resets}, gaps {self.gaps}; {self.windows} windows ({self.idle_windows} idle), "
                 f"{self.events} events; latency {lat}"
                 + (f"; {self.extra['frames_without_device_info']} frames dropped before the device described "
-                   "itself" if self.extra.get("frames_without_device_info") else ""))
+                   "itself" if self.extra.get("frames_without_device_info") else "")
+                + ("; mqtt: {published} published, {dropped} dropped, {waiting} waiting".format(**self.extra["mqtt"])
+                   if "mqtt" in self.extra else ""))
