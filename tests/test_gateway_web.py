@@ -70,7 +70,8 @@ async def _watch_replay(shot: Path) -> tuple[dict, list[dict], str]:
                         plotted: panel.charts.map(c => c.chart.data[0].length),
                         finite: panel.charts.every(c => c.chart.data.slice(1).every(s => s.every(Number.isFinite))),
                         shownEvents: panel.log.childElementCount, decision: panel.label.textContent,
-                        link: panel.link.textContent, delays: c3t.delays.length, view: c3t.view};
+                        link: panel.link.textContent, delays: c3t.delays.length, delayValues: c3t.delays,
+                        view: c3t.view};
             })()""")
         out, err = proc.communicate(timeout=60)
     finally:
@@ -84,7 +85,10 @@ async def _watch_replay(shot: Path) -> tuple[dict, list[dict], str]:
 def test_page_shows_the_replay_events_and_the_signal(tmp_path):
     shot = artifact_dir(tmp_path) / "web_view.png"
     page, printed, err = asyncio.run(_watch_replay(shot))
-    print(f"web view screenshot: {shot}")
+    delays = sorted(page["delayValues"])
+    (shot.parent / "web_view_delays.json").write_text(json.dumps(delays))
+    print(f"web view screenshot: {shot}; page update delays (decision -> page, ms, {len(delays)} windows): "
+          f"median {delays[len(delays) // 2]:.1f}, max {delays[-1]:.1f}")
     assert printed[-1]["type"] == "summary"
     json_events = printed[:-1]
     assert sum(e["type"] == "action" for e in json_events) >= 10
@@ -97,6 +101,41 @@ def test_page_shows_the_replay_events_and_the_signal(tmp_path):
     assert len(page["plotted"]) == 2 and min(page["plotted"]) >= 25 * 5 and page["finite"], page
     assert page["delays"] >= 20  # window decisions received, each with its host time
     assert shot.stat().st_size > 20_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def _watch_two_devices(shot: Path) -> tuple[dict, list[dict]]:
+    proc = subprocess.Popen([sys.executable, "-m", "c3t_edge", "stream", "--port", f"left=replay://{DEMO}",
+                             "--port", f"right=replay://{DEMO}", "--json", "--web", "127.0.0.1:0", "--duration", "7"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stderr.readline().split()[2]
+        async with Chromium() as browser:
+            await browser.navigate(url)
+            await browser.wait_for("c3t.server === 'ended'", timeout_s=60)
+            await browser.screenshot(shot)
+            page = await browser.evaluate("""(() => Object.fromEntries(Object.entries(c3t.panels).map(([name, p]) =>
+                [name, {events: c3t.events[name], plotted: p.charts.map(c => c.chart.data[0].length),
+                        shown: p.root.dataset.device, title: p.root.querySelector('h2').textContent}])))()""")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return page, [json.loads(line) for line in out.splitlines()]
+
+
+def test_one_panel_per_device(tmp_path):
+    shot = artifact_dir(tmp_path) / "web_view_two_devices.png"
+    page, printed = asyncio.run(_watch_two_devices(shot))
+    print(f"two-device web view screenshot: {shot}")
+    assert list(page) == ["left", "right"]
+    for name, panel in page.items():
+        assert panel["shown"] == panel["title"] == name
+        mine = [{k: v for k, v in e.items() if k != "device"} for e in printed
+                if e.get("device") == name and e["type"] != "summary"]
+        assert any(e["type"] == "action" for e in mine), printed
+        assert [{k: v for k, v in e.items() if k != "host_time"} for e in panel["events"]] == mine
+        assert min(panel["plotted"]) >= 25 * 5, panel["plotted"]
 
 
 class StalledBrowser:

@@ -1,0 +1,200 @@
+"""The live web view's figures, all in one run (CPU only, about 1 min per 30 s stream; needs Debian's
+``chromium`` and the gateway extra):
+
+`c3t-edge stream --json` as a subprocess on a pty, fed at the real 50 Hz pace (frames of the shipped
+demo session, 10 samples each, after a 4 s burst, as bench_runtime.py does), run
+
+1. alone;
+2. with ``--web 127.0.0.1:0`` and the page open in headless Chromium;
+3. (``--mqtt``) the same, and ``--publish`` to a Mosquitto broker on a loopback port.
+
+Reported: the added latency (frame arrival -> window decision, from the run's summary) p50/p99/max
+of each run and the ratio of p99 with the page open to p99 alone; and the page-update delay measured
+*in the browser*: for every window decided while the page was open, the page's receipt time minus the
+decision's host time carried in the message (same machine, same clock), p50/p99/max.
+
+    .venv/bin/python bench/bench_web.py [--seconds 30] [--mqtt] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+TARGETS = {"web_p99_ms": 2.0, "page_delay_ms": 100.0}
+
+
+def device_frames(seconds: float) -> tuple[bytes, list[bytes]]:
+    """The DEVICE_INFO frame and ``seconds`` of sample frames (the demo session, repeated as needed)."""
+    import numpy as np
+    from bench_runtime import demo_frames
+
+    from c3t_edge.protocol import FrameDecoder, SampleBatch
+    from c3t_edge.runtime.sessions import Session, session_stream
+
+    dec = FrameDecoder()
+    x = np.concatenate([i.samples for f in demo_frames() for i in dec.feed(f) if isinstance(i, SampleBatch)])
+    reps = int(np.ceil(seconds / (len(x) / 50.0)))
+    frames = [d for _, d in session_stream(Session(np.concatenate([x] * reps), 50.0, 1.0, [], np.zeros(6)))]
+    return frames[0], frames[1:1 + int(seconds * 5)]
+
+
+def play(master: int, info: bytes, frames: list[bytes], burst: int = 20) -> None:
+    """Wait for the host's START, then send like a device: a 4 s burst, then one frame every 0.2 s."""
+    from c3t_edge.protocol import CommandCode, command_bytes
+
+    start, got = command_bytes(CommandCode.START), b""
+    while start not in got:
+        r, _, _ = select.select([master], [], [], 30)
+        if not r:
+            raise SystemExit("stream never sent START")
+        got += os.read(master, 4096)
+    os.write(master, info + b"".join(frames[:burst]))
+    t0 = time.perf_counter()
+    for i, frame in enumerate(frames[burst:]):
+        time.sleep(max(0.0, t0 + (i + 1) * 0.2 - time.perf_counter()))
+        os.write(master, frame)
+    time.sleep(0.3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(tmp: str) -> tuple[subprocess.Popen, int]:
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = Path(tmp) / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("mosquitto did not start")
+
+
+async def run_stream(seconds: float, *, web: bool, publish: str | None, model: str) -> dict:
+    """One stream run on a pty; its summary, and the page's delays when ``web``."""
+    from _chromium import Chromium
+
+    info, frames = device_frames(seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        link = os.path.join(tmp, "ttyBENCH")
+        os.symlink(os.ttyname(slave), link)
+        cmd = [sys.executable, "-m", "c3t_edge", "stream", "--port", link, "--json", "--model", model]
+        cmd += ["--web", "127.0.0.1:0"] if web else []
+        cmd += ["--publish", publish] if publish else []
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        page: dict = {}
+        try:
+            if web:
+                line = ""
+                while not line.startswith("web view: "):
+                    line = await asyncio.to_thread(proc.stderr.readline)
+                    if not line:
+                        raise SystemExit(f"stream ended without a web view: {proc.stderr.read()}")
+                url = line.split()[2]
+                async with Chromium() as browser:
+                    await browser.navigate(url)
+                    await browser.wait_for("window.c3t && c3t.server === 'connected'")
+                    await asyncio.to_thread(play, master, info, frames)
+                    page = await browser.evaluate("({delays: c3t.delays, messages: c3t.messages, view: c3t.view})")
+            else:
+                await asyncio.to_thread(play, master, info, frames)
+            proc.send_signal(signal.SIGINT)
+            out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(master)
+            os.close(slave)
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["type"] == "summary", err
+    return {"summary": summary, "page": page}
+
+
+def percentiles(values: list[float]) -> dict:
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if not v.size:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    return {"n": int(v.size), "p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)),
+            "max": float(v.max())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--seconds", type=float, default=30.0, help="real-time stream length per run (s)")
+    parser.add_argument("--mqtt", action="store_true", help="also a run with --publish to a loopback Mosquitto")
+    parser.add_argument("--json", metavar="OUT", help="also write the figures to OUT")
+    args = parser.parse_args()
+    runs = {"alone": asyncio.run(run_stream(args.seconds, web=False, publish=None, model=args.model)),
+            "web": asyncio.run(run_stream(args.seconds, web=True, publish=None, model=args.model))}
+    if args.mqtt:
+        with tempfile.TemporaryDirectory() as tmp:
+            broker, port = start_broker(tmp)
+            try:
+                runs["web+mqtt"] = asyncio.run(run_stream(args.seconds, web=True, model=args.model,
+                                                          publish=f"mqtt://127.0.0.1:{port}/bench"))
+            finally:
+                broker.terminate()
+                broker.wait()
+    print(f"web view bench ({args.model} bundle, {args.seconds:g} s at 50 Hz per run, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(f"  {'run':<10s} {'windows':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}   added latency "
+          "(frame arrival -> decision)")
+    for name, run in runs.items():
+        s = run["summary"]
+        print(f"  {name:<10s} {s['windows']:>7d} {s['latency_p50_ms']:>8.3f} {s['latency_p99_ms']:>8.3f} "
+              f"{s['latency_max_ms']:>8.3f}")
+    alone = runs["alone"]["summary"]["latency_p99_ms"]
+    ok_all = True
+    for name, run in runs.items():
+        if name == "alone":
+            continue
+        p99 = run["summary"]["latency_p99_ms"]
+        delay = percentiles(run["page"].get("delays", []))
+        run["page_delay_ms"] = delay
+        ok_p99 = p99 <= TARGETS["web_p99_ms"]
+        ok_delay = delay["p99"] is not None and delay["max"] <= TARGETS["page_delay_ms"]
+        ok_all &= ok_p99 and ok_delay
+        print(f"  {name}: p99 {p99:.3f} ms = {p99 / alone:.2f}x alone (target <= {TARGETS['web_p99_ms']} ms: "
+              f"{'ok' if ok_p99 else 'MISSED'})")
+        print(f"  {name}: page update delay in the browser (decision -> page), {delay['n']} windows: "
+              f"p50 {delay['p50']:.1f} ms, p99 {delay['p99']:.1f} ms, max {delay['max']:.1f} ms "
+              f"(target every update <= {TARGETS['page_delay_ms']:g} ms: {'ok' if ok_delay else 'MISSED'}); "
+              f"view {run['page'].get('view')}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
