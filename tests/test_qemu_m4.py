@@ -32,7 +32,8 @@ from _runtime import require_default_bundle
 from test_stream_cli import GOLDEN
 from test_stream_serial import demo_samples
 
-from c3t_edge.protocol import DeviceEvent, EventCode, FrameDecoder, SampleBatch
+from c3t_edge.protocol import CommandCode, DeviceEvent, EventCode, FrameDecoder, SampleBatch, command_bytes
+from c3t_edge.protocol.frames import encode_command_frame, wire
 from c3t_edge.recording import RecordingReader
 
 DEFAULT_CSV = FIRMWARE / "qemu" / "data" / "utd_mhad_s1_t1.csv"
@@ -226,6 +227,54 @@ def test_recorded_samples_are_the_shipped_csv_quantized(tmp_path_factory, tmp_pa
     assert dec.stats.lost == dec.stats.corrupt == dec.stats.malformed == dec.stats.resets == 0
     events = [i for i in items if isinstance(i, DeviceEvent)]
     assert [e.code for e in events][-1] == EventCode.STOPPED and events[-1].message == "end of data"
+    # what the Cortex-M4 sent, through the streaming runtime: the four trials' own labels, in order
+    require_default_bundle()
+    proc = c3t("replay", str(rec), "--as-fast-as-possible", "--json", "--model", "default")
+    assert proc.returncode == 0, proc.stderr
+    labels = [x["label"] for x in map(json.loads, proc.stdout.splitlines()) if x["type"] == "action"]
+    assert labels == ["swipe left", "wave", "clap", "throw"]
+
+
+def test_the_firmware_answers_every_command(tmp_path_factory):
+    """Straight over TCP: STOP, HELLO, SEND_INFO, an unknown code and a command of protocol version 2 get
+    the answers PROTOCOL.md gives (ACK + STOPPED/DEVICE_INFO, NACK, UNSUPPORTED), then START streams."""
+    elf = build_firmware(tmp_path_factory, "default", SPEED=10)
+    device = QemuDevice(elf, free_port())
+    device.start()
+    dec, items = FrameDecoder(), []
+    try:
+        with socket.create_connection(("127.0.0.1", device.port), timeout=10) as sock:
+            def ask(data: bytes, until) -> None:
+                sock.sendall(data)
+                deadline = time.monotonic() + 10
+                while not until() and time.monotonic() < deadline:
+                    items.extend(dec.feed(sock.recv(4096)))
+                assert until(), items
+
+            def answered(code: int, n: int = 1):
+                return lambda: sum(isinstance(i, DeviceEvent) and i.code == code for i in items) >= n
+
+            ask(b"", answered(EventCode.BOOT))  # boot: DEVICE_INFO, BOOT, then it waits for START
+            ask(command_bytes(CommandCode.HELLO, 1, bytes([1])), answered(EventCode.ACK))
+            ask(command_bytes(CommandCode.STOP, 2), answered(EventCode.ACK, 2))
+            ask(command_bytes(0x55, 3), answered(EventCode.NACK))
+            ask(wire(encode_command_frame(4, CommandCode.START, version=2)), answered(EventCode.UNSUPPORTED))
+            ask(command_bytes(CommandCode.SEND_INFO, 5), answered(EventCode.ACK, 3))
+            ask(command_bytes(CommandCode.START, 6), lambda: any(isinstance(i, SampleBatch) for i in items))
+    finally:
+        device.kill()
+    events = [(i.code, i.detail, i.message) for i in items if isinstance(i, DeviceEvent)]
+    assert events[:8] == [
+        (EventCode.BOOT, 0, "c3t-qemu-m4"),
+        (EventCode.ACK, CommandCode.HELLO, ""),  # then DEVICE_INFO again
+        (EventCode.ACK, CommandCode.STOP, ""),  # not running: no STOPPED
+        (EventCode.NACK, 0x55, "unknown command"),
+        (EventCode.UNSUPPORTED, 2, "unsupported protocol version"),  # the START of version 2 is dropped
+        (EventCode.ACK, CommandCode.SEND_INFO, ""),
+        (EventCode.ACK, CommandCode.START, ""),
+        (EventCode.STARTED, 0, ""),
+    ]
+    assert dec.stats.corrupt == dec.stats.lost == 0 and dec.info.name == "c3t-qemu-m4"
 
 
 def test_stream_recognises_the_demo_session_as_replay_does(demo_firmware):
