@@ -1,0 +1,354 @@
+"""Gateway figures, all in one run: how many 50 Hz devices one process on one core sustains, and what
+MQTT adds to one device's latency.
+
+What is measured, and how (nothing is simulated inside the measured process):
+
+- The devices are real ptys: a *writer* process (pinned to the other cores) opens one raw pty per
+  device and writes the frames of the shipped demo session (real trials with rest between, 10
+  samples per frame) at the real pace, 5 frames/s per device, devices spread evenly over each
+  200 ms; it stamps each frame's write time (``time.perf_counter``, CLOCK_MONOTONIC, the same clock
+  in every process). A frame that does not fit the pty (the gateway fell behind) is dropped and
+  counted, and then shows as lost samples.
+- The *gateway* process (pinned to one core, threads included) runs exactly what ``c3t-edge stream
+  --port ... --port ... --json`` runs (:func:`~c3t_edge.gateway.devices.build_runs`,
+  :func:`~c3t_edge.runtime.runner.run_devices`, the serial transport and its reader thread per
+  device, JSON lines written to /dev/null), with the activity gate off so that every window goes
+  through the model (the worst case; a still wrist costs less).
+- *Added latency* of a window: from the write of the frame that holds its last sample to its
+  decision reaching the sinks (all of them: JSON, MQTT when on). CPU %: the gateway's user+system
+  time over the wall time while the devices stream (100 % = the whole core). Memory per device:
+  the slope of the gateway's resident memory over the device count.
+- A device count *holds* when p99 added latency <= 10 ms and no sample is lost.
+- MQTT: one device with ``--publish`` to a local Mosquitto (started here, loopback) against the same
+  device without it; and the delay from an event's decision to its delivery to a subscriber.
+
+    .venv/bin/python bench/bench_gateway.py [--counts 1,25,50,100,150,200,300] [--seconds 20]
+        [--mqtt-seconds 40] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/_pty.py: the raw pty pairs the tests use as serial devices
+DEMO = ROOT / "c3t_edge" / "assets" / "demo" / "wrist_session.c3trec"
+RATE_HZ, PER_FRAME = 50.0, 10
+FRAME_S = PER_FRAME / RATE_HZ
+TARGET_P99_MS, TARGET_DEVICES, TARGET_MQTT_P99_MS = 10.0, 100, 2.0
+WARM_UP_S = 2.0  # windows whose last frame was written in the first seconds are not counted
+
+
+def demo_frames() -> tuple[bytes, list[bytes], float]:
+    """The demo session's DEVICE_INFO frame, its IMU frames, and its first sample's device time (s)."""
+    from c3t_edge.recording import RecordingReader
+
+    with RecordingReader(DEMO) as reader:
+        chunks = [data for _, data in reader.chunks()]
+    t0 = json.loads(DEMO.with_suffix(".json").read_text())["t0_s"]
+    return chunks[0], chunks[1:], float(t0)
+
+
+# ------------------------------------------------------------------------------------------ writer
+def writer(n: int, seconds: float, folder: str, cores: set[int]) -> None:
+    """The devices: ``n`` raw ptys at ``folder``/ttyNNN; waits for "go" on stdin, then writes."""
+    from _pty import raw_pty_at
+
+    os.sched_setaffinity(0, cores)
+    info, frames, _ = demo_frames()
+    n_frames = min(len(frames), int(seconds / FRAME_S))
+    masters = []
+    for i in range(n):
+        master, _slave = raw_pty_at(f"{folder}/tty{i:03d}")
+        os.set_blocking(master, False)
+        masters.append(master)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    times = np.full((n, n_frames), np.nan)
+    dropped = 0
+    start = time.perf_counter()
+    for master in masters:
+        os.write(master, info)
+    for k in range(n_frames):
+        for i, master in enumerate(masters):
+            due = start + FRAME_S * (k + 1) + FRAME_S * i / n
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                os.write(master, frames[k])
+                times[i, k] = time.perf_counter()
+            except BlockingIOError:  # the gateway does not read this device fast enough
+                dropped += 1
+    np.save(f"{folder}/times.npy", times)
+    print(json.dumps({"frames": n_frames, "dropped": dropped}), flush=True)
+    sys.stdin.readline()  # keep the ptys until the gateway is done
+
+
+# ----------------------------------------------------------------------------------------- gateway
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024.0
+
+
+class WindowTimes:
+    """Sink: when each window's decision reached the sinks (``time.perf_counter``)."""
+
+    def __init__(self, index: int, out: list) -> None:
+        self.index, self.out = index, out
+
+    def __call__(self, event) -> None:
+        if type(event).__name__ == "WindowResult":
+            self.out.append((self.index, event.t, time.perf_counter()))
+
+    def summary(self, summary) -> None:
+        pass
+
+
+class NoWindows:
+    """What ``stream --json`` prints without ``--windows``: every event but the per-window results."""
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+
+    def __call__(self, event) -> None:
+        if type(event).__name__ != "WindowResult":
+            self.sink(event)
+
+    def summary(self, summary) -> None:
+        self.sink.summary(summary)
+
+
+def gateway(n: int, seconds: float, core: int, mqtt_url: str | None) -> dict:
+    """Run ``n`` devices in this process (pinned to ``core``) against a writer; the figures."""
+    from c3t_edge.cli import build_parser
+    from c3t_edge.gateway.devices import DeviceSpec, build_runs
+    from c3t_edge.runtime.options import publisher_from_args
+    from c3t_edge.runtime.runner import run_devices
+    from c3t_edge.runtime.sinks import FanOut, JsonSink
+
+    os.sched_setaffinity(0, {core})  # before any thread starts: they all inherit it
+    folder = tempfile.mkdtemp(prefix="c3t-bench-gw-")
+    others = set(range(os.cpu_count() or 1)) - {core} or {core}
+    feed = subprocess.Popen([sys.executable, __file__, "--writer", str(n), "--seconds", str(seconds), "--dir", folder,
+                             "--cores", ",".join(map(str, sorted(others)))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert feed.stdout.readline().strip() == "ready"
+    argv = ["stream", "--json", "--windows", "--no-gate"] + (["--publish", mqtt_url] if mqtt_url else [])
+    args = build_parser(["stream"]).parse_args(argv)
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    publisher = publisher_from_args(args, "stream")
+    times: list[tuple[int, float, float]] = []
+    names = [f"dev{i:03d}" for i in range(n)]
+    index = {name: i for i, name in enumerate(names)}
+
+    def make_sink(spec, pipeline):
+        sinks = [NoWindows(JsonSink(devnull, spec.name))]
+        if publisher is not None:
+            sinks.append(publisher.sink(spec.name))
+        return FanOut(*sinks, WindowTimes(index[spec.name], times))
+
+    import gc
+
+    gc.collect()
+    rss_before = rss_mb()
+    runs = build_runs([DeviceSpec(name, f"{folder}/tty{i:03d}") for i, name in enumerate(names)], args, make_sink)
+
+    async def main() -> tuple[dict, float, float]:
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(run_devices(runs, handle_signals=False, stop=stop))
+        await asyncio.sleep(1.0 + 0.01 * n)  # every port open and read
+        cpu0, wall0 = os.times(), time.perf_counter()
+        feed.stdin.write("go\n")
+        feed.stdin.flush()
+        await asyncio.sleep(seconds + 0.5)
+        cpu1, wall1 = os.times(), time.perf_counter()
+        await asyncio.sleep(0.5)
+        stop.set()
+        cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        return await task, cpu / (wall1 - wall0), rss_mb()
+
+    results, cpu_share, rss_after = asyncio.run(main())
+    fed = json.loads(feed.stdout.readline())
+    feed.stdin.write("done\n")
+    feed.stdin.flush()
+    feed.wait(30)
+    if publisher is not None:
+        publisher.close()
+    written = np.load(f"{folder}/times.npy")
+    shutil.rmtree(folder, ignore_errors=True)
+    _, _, t0 = demo_frames()
+    lat = []
+    for i, t_last, decided in times:
+        k = int(round((t_last - t0) * RATE_HZ)) // PER_FRAME
+        if k < written.shape[1] and np.isfinite(written[i, k]) and written[i, k] - written[0, 0] >= WARM_UP_S:
+            lat.append((decided - written[i, k]) * 1e3)
+    lat = np.asarray(lat)
+    failed = [name for name, r in results.items() if isinstance(r, Exception)]
+    samples = sum(r.samples for r in results.values() if not isinstance(r, Exception))
+    lost = sum(r.lost for r in results.values() if not isinstance(r, Exception))
+    return {"devices": n, "cpu_percent": round(100 * cpu_share, 1), "windows": int(lat.size),
+            "p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
+            "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+            "max_ms": round(float(lat.max()), 3) if lat.size else None,
+            "samples_sent": int(np.isfinite(written).sum() * PER_FRAME), "samples_received": int(samples),
+            "frames_not_written": fed["dropped"], "lost": int(lost), "failed_devices": failed,
+            "rss_mb_before_devices": round(rss_before, 1), "rss_mb": round(rss_after, 1)}
+
+
+# ------------------------------------------------------------------------------------------ parent
+def run_child(n: int, seconds: float, core: int, mqtt_url: str | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(n), "--seconds", str(seconds), "--core", str(core)]
+    if mqtt_url:
+        cmd += ["--mqtt-url", mqtt_url]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds * 3 + 120)
+    if proc.returncode != 0:
+        raise SystemExit(f"gateway child ({n} devices) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def holds(r: dict) -> bool:
+    return (r["p99_ms"] is not None and r["p99_ms"] <= TARGET_P99_MS and r["lost"] == 0
+            and r["frames_not_written"] == 0 and r["samples_received"] >= r["samples_sent"] and not r["failed_devices"])
+
+
+def curve(counts: list[int], seconds: float, core: int) -> list[dict]:
+    print(f"devices at {RATE_HZ:g} Hz on one core (core {core}; gate off: every window through the model), "
+          f"{seconds:g} s each:")
+    print(f"{'devices':>8} {'CPU %':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'windows':>8} "
+          f"{'lost':>6} {'RSS MB':>8}  holds")
+    rows = []
+    for n in counts:
+        r = run_child(n, seconds, core)
+        rows.append(r)
+        print(f"{n:>8} {r['cpu_percent']:>7.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f} "
+              f"{r['windows']:>8} {r['lost'] + r['frames_not_written'] * PER_FRAME:>6} {r['rss_mb']:>8.1f}  "
+              f"{'yes' if holds(r) else 'NO'}", flush=True)
+        if not holds(r) and len(rows) > 1 and not holds(rows[-2]):
+            break  # broken twice in a row: the curve ends here
+    return rows
+
+
+def memory_per_device(rows: list[dict]) -> float | None:
+    pts = [(r["devices"], r["rss_mb"] - r["rss_mb_before_devices"]) for r in rows]
+    if len(pts) < 2:
+        return None
+    x, y = np.array(pts, dtype=float).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
+class Mosquitto:
+    """A throw-away broker on a free loopback port."""
+
+    def __init__(self, exe: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.folder = tempfile.mkdtemp(prefix="c3t-bench-mqtt-")
+        conf = Path(self.folder) / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        + ("user root\n" if os.geteuid() == 0 else ""))
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def mqtt_part(seconds: float, core: int) -> dict | None:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.access(exe, os.X_OK):
+        print("MQTT: no mosquitto on this machine; part skipped")
+        return None
+    import paho.mqtt.client as mqtt
+
+    broker = Mosquitto(exe)
+    delivered: list[float] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    ready = threading.Event()
+    sub.on_connect = lambda c, *_: c.subscribe("bench/+/events", qos=1)
+    sub.on_subscribe = lambda *_: ready.set()
+    sub.on_message = lambda c, u, m: delivered.append(time.time() - json.loads(m.payload)["host_time"])
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    ready.wait(10)
+    try:
+        off = run_child(1, seconds, core)
+        on = run_child(1, seconds, core, f"mqtt://127.0.0.1:{broker.port}/bench")
+    finally:
+        sub.loop_stop()
+        broker.close()
+    d = np.asarray(delivered) * 1e3
+    print(f"\none device, {seconds:g} s, with and without --publish to a local Mosquitto:")
+    print(f"  p99 added latency: {off['p99_ms']:.2f} ms without, {on['p99_ms']:.2f} ms with MQTT "
+          f"(ratio {on['p99_ms'] / off['p99_ms']:.2f}; target <= {TARGET_MQTT_P99_MS:g} ms: "
+          f"{'met' if on['p99_ms'] <= TARGET_MQTT_P99_MS else 'NOT met'}); p50 {off['p50_ms']:.2f} / "
+          f"{on['p50_ms']:.2f} ms; {on['windows']} windows")
+    if d.size:
+        print(f"  decision -> subscriber: p50 {np.percentile(d, 50):.2f} ms, max {d.max():.2f} ms "
+              f"({d.size} events; wall clock, 1 ms resolution of host_time)")
+    return {"without": off, "with": on, "delivery_ms": d.round(3).tolist()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--counts", default="1,25,50,100,150,200,300,400",
+                    help="device counts for the curve (it stops after two counts that do not hold)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="streaming time per device count")
+    ap.add_argument("--mqtt-seconds", type=float, default=40.0, help="streaming time of each one-device MQTT run")
+    ap.add_argument("--core", type=int, default=None, help="the core the gateway runs on (default: the last)")
+    ap.add_argument("--json", metavar="OUT")
+    # internal: the gateway child and the writer
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--mqtt-url", help=argparse.SUPPRESS)
+    ap.add_argument("--writer", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    ap.add_argument("--cores", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.writer is not None:
+        return writer(a.writer, a.seconds, a.dir, {int(c) for c in a.cores.split(",")})
+    core = a.core if a.core is not None else max(os.sched_getaffinity(0))
+    if a.child is not None:
+        print(json.dumps(gateway(a.child, a.seconds, core, a.mqtt_url)))
+        return None
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    rows = curve([int(c) for c in a.counts.split(",")], a.seconds, core)
+    held = [r["devices"] for r in rows if holds(r)]
+    per_device = memory_per_device(rows)
+    best = max(held) if held else 0
+    print(f"\nsustained: {best} devices (p99 <= {TARGET_P99_MS:g} ms, no lost sample; target >= {TARGET_DEVICES}: "
+          f"{'met' if best >= TARGET_DEVICES else 'NOT met'}; {best / TARGET_DEVICES:.2f}x the target)")
+    if per_device is not None:
+        print(f"memory: {per_device:.2f} MB per device (slope of resident memory over the device count)")
+    mqtt_figures = mqtt_part(a.mqtt_seconds, core)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"curve": rows, "sustained_devices": best, "mb_per_device": per_device,
+                                            "mqtt": mqtt_figures}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
