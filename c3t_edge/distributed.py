@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -311,3 +312,35 @@ def _convert(bn, cls):
         new.num_batches_tracked = bn.num_batches_tracked
     new.train(bn.training)
     return new
+
+
+# ------------------------------------------------------------------------------- independent runs
+
+@contextmanager
+def independent():
+    """Inside this block this process trains on its own (world size 1, same device), while the process
+    group stays up for :func:`spread` to collect the results."""
+    global _CONTEXT
+    outer = _CONTEXT
+    _CONTEXT = Context(device=outer.device)
+    try:
+        yield
+    finally:
+        _CONTEXT = outer
+
+
+def spread(tasks: Sequence[Callable[[], object]]) -> list:
+    """Run independent ``tasks`` (each a complete, seeded training run or more) over the processes: task i
+    on rank i mod world_size, each process training on its own; returns every task's result, in task order,
+    on every rank. With one process: ``[task() for task in tasks]``. Results must be picklable."""
+    if not _CONTEXT.distributed:
+        return [task() for task in tasks]
+    mine = {}
+    with independent():
+        for i, task in enumerate(tasks):
+            if i % _CONTEXT.world_size == _CONTEXT.rank:
+                mine[i] = task()
+    merged: dict = {}
+    for part in all_gather_objects(mine):
+        merged.update(part)
+    return [merged[i] for i in range(len(tasks))]

@@ -28,12 +28,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from c3t_edge.data.arrays import TrialArrays
 from c3t_edge.data.splits import UmaSplit
+from c3t_edge.distributed import current, spread
 from c3t_edge.methods import METHODS, SEARCH_SPACES, Method, TrainConfig, default_config
 from c3t_edge.selection import candidates, needs_selection, select
 from c3t_edge.training import evaluate, fit_method, load_arrays, make_split
@@ -107,41 +109,40 @@ def _select_all(configs: dict[str, TrainConfig], arrays: TrialArrays, uma_split:
             cache[key] = fit_method(config, arrays, fold, progress)[0]
         return cache[key]
 
-    records = {}
-    for name, config in configs.items():
-        space = SEARCH_SPACES.get(config.method)
-        if space and needs_selection(config.method):
-            records[name] = select(name, config, space, teacher, arrays, uma_split, fit, seeds=selection_seeds,
-                                   log=log)
-            for key in [k for k in cache if json.loads(k[0])["method"] != "camera"]:
-                del cache[key]  # keep the fold teachers, drop the students
-    return records
+    def choose(name: str, config: TrainConfig) -> dict:
+        record = select(name, config, SEARCH_SPACES[config.method], teacher, arrays, uma_split, fit,
+                        seeds=selection_seeds, log=log)
+        for key in [k for k in cache if json.loads(k[0])["method"] != "camera"]:
+            del cache[key]  # keep the fold teachers, drop the students
+        return record
+
+    tunable = [name for name, config in configs.items()
+               if SEARCH_SPACES.get(config.method) and needs_selection(config.method)]
+    # Under torchrun the methods' selections run on different processes (distributed.spread).
+    return dict(zip(tunable, spread([partial(choose, name, configs[name]) for name in tunable]), strict=True))
 
 
 def _test_method(name: str, config: TrainConfig, seeds: list[int], arrays: TrialArrays, uma_split: UmaSplit,
                  distortions: list[str], store: dict, progress: bool, log) -> tuple[dict, list[list[int]]]:
     """Train ``config`` for every seed on the split's training side, test once; returns its entry of
-    ``results["methods"]`` and its predictions (seeds x test windows). Distorted accuracies go to ``store``."""
-    accs, f1s, secs, preds, params, steps = [], [], [], [], 0, 0
+    ``results["methods"]`` and its predictions (seeds x test windows). Distorted accuracies go to ``store``.
+    Under torchrun the seeds run on different processes (distributed.spread); the entry is the same."""
+    runs = spread([partial(_test_seed, name, config, seed, arrays, uma_split, distortions, progress, log)
+                   for seed in seeds])
+    for run in runs:
+        for kind, levels in run["distorted"].items():
+            for level, accs in levels.items():
+                store.setdefault(kind, {}).setdefault(level, {}).setdefault(name, []).extend(accs[name])
+    accs, f1s, secs = [r["accuracy"] for r in runs], [r["macro_f1"] for r in runs], [r["seconds"] for r in runs]
+    preds, params, steps = [r["predicted"] for r in runs], runs[-1]["parameters"], runs[-1]["steps"]
     confusion = 0
-    for seed in seeds:
-        method, seconds = fit_method(replace(config, seed=seed), arrays, uma_split, progress)
-        ev = evaluate(method, arrays, uma_split.test)
-        accs.append(ev.accuracy)
-        f1s.append(ev.macro_f1)
-        secs.append(seconds)
-        preds.append(ev.predicted.tolist())
-        params, steps = method.parameters_count(), method.optimiser_steps()
-        confusion = confusion + ev.confusion
-        print(f"{name:>14} seed {seed}: accuracy {ev.accuracy:.3f}  macro-F1 {ev.macro_f1:.3f}  ({seconds:.0f} s)",
-              file=log, flush=True)
-        if method.predicts_from == "imu":
-            _distorted(store, name, method, arrays, uma_split.test, distortions)
+    for run in runs:
+        confusion = confusion + run["confusion"]
     cls = METHODS[config.method]
     if "misalign" in distortions and needs_selection(config.method):
         for level in MISALIGN_LEVELS_S:
-            level_accs = [evaluate(fit_method(replace(config, seed=seed, misalign_s=level), arrays, uma_split,
-                                              progress)[0], arrays, uma_split.test).accuracy for seed in seeds]
+            level_accs = spread([partial(_misaligned_accuracy, config, seed, level, arrays, uma_split, progress)
+                                 for seed in seeds])
             store.setdefault("misalignment_s", {}).setdefault(str(level), {})[name] = level_accs
     entry = {
         "accuracy_mean": float(np.mean(accs)), "accuracy_std": _sample_std(accs),
@@ -154,6 +155,28 @@ def _test_method(name: str, config: TrainConfig, seeds: list[int], arrays: Trial
     return entry, preds
 
 
+def _test_seed(name: str, config: TrainConfig, seed: int, arrays: TrialArrays, uma_split: UmaSplit,
+               distortions: list[str], progress: bool, log) -> dict:
+    """One seed of :func:`_test_method`: fit, test, distorted tests (figures only, so it can travel)."""
+    method, seconds = fit_method(replace(config, seed=seed), arrays, uma_split, progress)
+    ev = evaluate(method, arrays, uma_split.test)
+    print(f"{name:>14} seed {seed}: accuracy {ev.accuracy:.3f}  macro-F1 {ev.macro_f1:.3f}  ({seconds:.0f} s)",
+          file=log, flush=True)
+    distorted: dict = {}
+    if method.predicts_from == "imu":
+        _distorted(distorted, name, method, arrays, uma_split.test, distortions)
+    return {"accuracy": ev.accuracy, "macro_f1": ev.macro_f1, "seconds": seconds, "predicted": ev.predicted.tolist(),
+            "parameters": method.parameters_count(), "steps": method.optimiser_steps(), "confusion": ev.confusion,
+            "distorted": distorted}
+
+
+def _misaligned_accuracy(config: TrainConfig, seed: int, level: float, arrays: TrialArrays, uma_split: UmaSplit,
+                         progress: bool) -> float:
+    """Test accuracy of ``config`` (seed ``seed``) trained with a random camera/IMU offset of up to ``level`` s."""
+    method = fit_method(replace(config, seed=seed, misalign_s=level), arrays, uma_split, progress)[0]
+    return evaluate(method, arrays, uma_split.test).accuracy
+
+
 def _sample_std(values: Sequence[float]) -> float:
     """Sample standard deviation (ddof=1); 0 for a single value."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -164,7 +187,8 @@ def _machine() -> dict:
     import torch
 
     return {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "training_device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "training_device": current().device, "processes": current().world_size,
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
 
 

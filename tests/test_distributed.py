@@ -138,3 +138,25 @@ def test_resume_refuses_another_run(tmp_path, utd_mhad_dir, _isolated_cache):
     assert result.returncode == 1 and "belongs to another run" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     shutil.rmtree(run)
+
+
+def test_evaluate_results_are_the_same_with_two_processes(tmp_path, utd_mhad_dir, _isolated_cache):
+    """``evaluate`` spreads its independent runs (each method's label-free selection, each seed's test
+    fit) over the processes: the results file equals the one-process file apart from timings, the
+    command line and the machine (both runs use one torch thread per process)."""
+    args = ["evaluate", "--data", str(utd_mhad_dir), "--camera", "skeleton", "--methods", "st,ca", "--seeds", "2",
+            "--steps", "6", "--quiet", "--device", "cpu"]
+    one, two = tmp_path / "one" / "r.json", tmp_path / "two" / "r.json"
+    result = subprocess.run([sys.executable, "-m", "c3t_edge", *args, "--out", str(one)], capture_output=True,
+                            text=True, env=_env(_isolated_cache), timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    torchrun(["-m", "c3t_edge", *args, "--out", str(two)], _env(_isolated_cache))
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert b["machine"]["processes"] == 2 and a["machine"]["processes"] == 1
+    for results in (a, b):
+        for key in ("machine", "evaluation_seconds", "command"):
+            results.pop(key)
+        for entry in results["methods"].values():
+            entry.pop("train_seconds_mean")
+    assert a == b
+    assert set(a["selection"]) == {"st", "ca"} and len(a["predictions"]["ca"]) == 2

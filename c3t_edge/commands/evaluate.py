@@ -45,9 +45,18 @@ def run(args: argparse.Namespace) -> int:
     previous = _previous_results(args.add_to, args)
     configs = {m: base_config(args, m) for m in methods}
     command = "c3t-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results = run_evaluation(configs, args.seeds, args.data, args.distortion, split=args.split,
-                             command=command, progress=not args.quiet, tune=not args.no_tuning,
-                             selection_seeds=range(args.selection_seeds))
+    # Under torchrun the independent (method, seed, fold) runs are spread over the processes; rank 0 writes.
+    from c3t_edge import distributed
+
+    context = distributed.init(args.device)
+    try:
+        results = run_evaluation(configs, args.seeds, args.data, args.distortion, split=args.split,
+                                 command=command, progress=not args.quiet and context.is_main,
+                                 tune=not args.no_tuning, selection_seeds=range(args.selection_seeds))
+    finally:
+        distributed.shutdown()
+    if not context.is_main:
+        return 0
     if previous is not None:
         from c3t_edge.evaluation import add_to_results
 
