@@ -193,7 +193,7 @@ chroot_env() {
     echo "PATH=$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     for name in $(compgen -e); do
         case "$name" in
-            PIP_*|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|OMP_NUM_THREADS|PYTHONHASHSEED|C3T_DATA|C3T_CACHE)
+            PIP_*|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|OMP_NUM_THREADS|PYTHONHASHSEED)
                 printf '%s=%s\n' "$name" "${!name}" ;;
         esac
     done
