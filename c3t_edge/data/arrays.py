@@ -160,35 +160,96 @@ def _preprocess(dataset: Dataset, record, modality: str, config: pp.PreprocessCo
     raise ValueError(f"unknown modality {modality!r}")
 
 
+#: Preprocessed trials are written to shard files of about this many bytes each, so preprocessing holds at
+#: most one shard in memory, and training memory-maps them (pages are read on demand).
+SHARD_BYTES = 64 << 20
+
+
 def _load_modality(dataset: Dataset, modality: str, config: pp.PreprocessConfig, cache_dir: Path | None,
                    progress: bool) -> tuple[dict[str, np.ndarray], list[str]]:
-    """name -> preprocessed array for every trial that has ``modality``; problems by trial name."""
+    """name -> preprocessed array for every trial that has ``modality``; problems by trial name.
+
+    With a cache the arrays are read-only views of memory-mapped shard files (:func:`_write_shards`),
+    so a dataset larger than memory loads; the cache key is the preprocessing configuration and the
+    dataset's files, as before. Without one they are in memory.
+    """
     cache_file = None
     if cache_dir is not None:
         cache_file = cache_dir / f"{modality}-{config.key()}-{_dataset_fingerprint(dataset, modality)}.npz"
         if cache_file.is_file():
-            with np.load(cache_file, allow_pickle=False) as cached:
-                names, lengths, data = list(cached["names"]), cached["lengths"], cached["data"]
-                problems = list(cached["problems"])
-            parts = np.split(data, np.cumsum(lengths)[:-1]) if len(names) else []
-            return dict(zip(names, parts, strict=True)), problems
+            return _read_cache(cache_file)
     records = [r for r in dataset.trials if r.has(modality)]
+    bar = _progress(records, f"preprocessing {modality}", progress)
+    if cache_file is not None:
+        return _write_shards(bar, dataset, modality, config, cache_file)
     out: dict[str, np.ndarray] = {}
     problems: list[str] = []
-    bar = _progress(records, f"preprocessing {modality}", progress)
     for record in bar:
         try:
             out[record.name] = _preprocess(dataset, record, modality, config)
         except DataError as exc:
             problems.append(f"{record.name}: {exc}")
-    if cache_file is not None and out:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        # A name of this process's own, so concurrent runs (e.g. one per seed) never move each other's file.
-        tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, names=np.array(list(out)), lengths=np.array([len(a) for a in out.values()]),
-                 data=np.concatenate(list(out.values())), problems=np.array(problems, dtype=str))
-        os.replace(tmp, cache_file)
     return out, problems
+
+
+def _read_cache(cache_file: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """A cache entry: the shard index (names, shard, start, length per trial; problems) and its
+    memory-mapped shards - or a single-file entry of an earlier version (read into memory)."""
+    with np.load(cache_file, allow_pickle=False) as cached:
+        names, lengths, problems = list(cached["names"]), cached["lengths"], list(cached["problems"])
+        if "data" in cached.files:  # single-file cache of an earlier version
+            data = cached["data"]
+            parts = np.split(data, np.cumsum(lengths)[:-1]) if len(names) else []
+            return dict(zip(names, parts, strict=True)), problems
+        shard_of, starts, folder = cached["shards"], cached["starts"], str(cached["folder"])
+    maps = [np.load(cache_file.parent / folder / f"{i:05d}.npy", mmap_mode="r")
+            for i in range(int(shard_of.max()) + 1 if len(shard_of) else 0)]
+    out = {name: np.asarray(maps[s][a:a + n])
+           for name, s, a, n in zip(names, shard_of.tolist(), starts.tolist(), lengths.tolist(), strict=True)}
+    return out, problems
+
+
+def _write_shards(records, dataset: Dataset, modality: str, config: pp.PreprocessConfig,
+                  cache_file: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Preprocess ``records`` into shard files ``<cache entry>.<pid>.shards/00000.npy``... of about
+    :data:`SHARD_BYTES` (trials concatenated along their first axis), then write the index
+    ``cache_file`` last, atomically; returns the memory-mapped result (:func:`_read_cache`).
+    A folder name of this process's own, so concurrent runs never write into each other's shards."""
+    folder = f"{cache_file.stem}.{os.getpid()}.shards"
+    shard_dir = cache_file.parent / folder
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    problems: list[str] = []
+    shard_of: list[int] = []
+    starts: list[int] = []
+    lengths: list[int] = []
+    buffer: list[np.ndarray] = []
+    shard, offset, buffered = 0, 0, 0
+    for record in records:
+        try:
+            array = _preprocess(dataset, record, modality, config)
+        except DataError as exc:
+            problems.append(f"{record.name}: {exc}")
+            continue
+        names.append(record.name)
+        shard_of.append(shard)
+        starts.append(offset)
+        lengths.append(len(array))
+        buffer.append(array)
+        offset, buffered = offset + len(array), buffered + array.nbytes
+        if buffered >= SHARD_BYTES:
+            np.save(shard_dir / f"{shard:05d}.npy", np.concatenate(buffer))
+            buffer, shard, offset, buffered = [], shard + 1, 0, 0
+    if buffer:
+        np.save(shard_dir / f"{shard:05d}.npy", np.concatenate(buffer))
+    if not names:
+        shard_dir.rmdir()
+        return {}, problems
+    tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, names=np.array(names), shards=np.array(shard_of), starts=np.array(starts),
+             lengths=np.array(lengths), problems=np.array(problems, dtype=str), folder=np.array(folder))
+    os.replace(tmp, cache_file)
+    return _read_cache(cache_file)
 
 
 def _progress(items, desc: str, enabled: bool):
