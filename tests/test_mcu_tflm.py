@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from test_stream_serial import demo_samples
 
 from c3t_edge.backends.tflite import interpreter_class, quantize
 from c3t_edge.bundle import default_bundle_path
-from c3t_edge.export.mcu import analyse_tflite, measure_arena, write_mcu
+from c3t_edge.export.mcu import _cmsis_nn_op_scratch, analyse_tflite, measure_arena, write_mcu
 
 HOP = 5  # samples between the windows compared
 
@@ -121,3 +122,31 @@ def test_export_target_mcu_writes_the_measured_arena(bundle, tmp_path):
     assert re.search(rf"#define C3T_ARENA_BYTES {arena}  // TFLite Micro measured {measured} \+ margin", header)
     readme = (tmp_path / "README.md").read_text()
     assert f"TFLite Micro allocated {measured} bytes" in readme and "tflite-micro" in readme
+
+
+def _op(name: str, input_shape, filter_shape=None, output_shape=None, stride=1, dilation=1):
+    """One op of a TFLite graph as ``analyse_tflite`` reads it (``ModelT`` objects), for ``_cmsis_nn_op_scratch``."""
+    tensors = [SimpleNamespace(shape=np.array(s)) for s in (input_shape, filter_shape or [1], output_shape or [1])]
+    options = SimpleNamespace(strideH=stride, strideW=stride, dilationHFactor=dilation, dilationWFactor=dilation)
+    return name, SimpleNamespace(tensors=tensors), SimpleNamespace(inputs=[0, 1], outputs=[2], builtinOptions=options)
+
+
+def test_cmsis_nn_scratch_is_what_cmsis_nn_asks_on_a_cortex_m4():
+    """The margin's sizes against CMSIS-NN's *_get_buffer_size (ARM_MATH_DSP, no MVE), worked by hand."""
+    # arm_convolve_s8_get_buffer_size: 2 x (kh*kw*input channels, rounded up to 4) int16; the default model's 5x96
+    assert _cmsis_nn_op_scratch(*_op("CONV_2D", [1, 1, 64, 96], [128, 1, 5, 96])) == 2 * 480 * 2
+    assert _cmsis_nn_op_scratch(*_op("CONV_2D", [1, 1, 180, 6], [48, 1, 7, 6])) == 2 * 44 * 2  # 42 -> 44
+    assert _cmsis_nn_op_scratch(*_op("CONV_2D", [1, 8, 8, 16], [16, 3, 3, 8])) == 2 * 144 * 2  # grouped: input c
+    assert _cmsis_nn_op_scratch(*_op("CONV_2D", [1, 1, 12, 64], [64, 1, 1, 64])) == 2 * 64 * 2  # 1x1, stride 1
+    assert _cmsis_nn_op_scratch(*_op("CONV_2D", [1, 1, 12, 64], [64, 1, 1, 64], stride=2)) == 0
+    # arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp: c*kh*kw int16, none for 3x3, multiplier > 1 or dilation
+    assert _cmsis_nn_op_scratch(*_op("DEPTHWISE_CONV_2D", [1, 1, 60, 32], [1, 1, 5, 32])) == 32 * 5 * 2
+    assert _cmsis_nn_op_scratch(*_op("DEPTHWISE_CONV_2D", [1, 8, 8, 32], [1, 3, 3, 32])) == 0
+    assert _cmsis_nn_op_scratch(*_op("DEPTHWISE_CONV_2D", [1, 1, 60, 16], [1, 1, 5, 32])) == 0
+    assert _cmsis_nn_op_scratch(*_op("DEPTHWISE_CONV_2D", [1, 1, 60, 32], [1, 1, 5, 32], dilation=2)) == 0
+    assert _cmsis_nn_op_scratch(*_op("AVERAGE_POOL_2D", [1, 1, 12, 128])) == 128 * 4
+    assert _cmsis_nn_op_scratch(*_op("FULLY_CONNECTED", [1, 128], [21, 128], [1, 21])) == 0
+    assert _cmsis_nn_op_scratch(*_op("FULLY_CONNECTED", [1, 12, 128], [21, 128], [1, 12, 21])) == 128 * 4 + 21 * 8
+    assert _cmsis_nn_op_scratch(*_op("PAD", [1, 1, 60, 96])) == 0
+    _require("ai_edge_litert")
+    assert analyse_tflite(default_bundle_path() / "model.int8.tflite")["cmsis_nn_scratch_bytes"] == 1920

@@ -11,9 +11,10 @@ Writes into ``mcu/``:
 The tensor arena (``C3T_ARENA_BYTES``) is measured: the model runs once in TensorFlow Lite Micro's own
 interpreter (the ``tflite-micro`` package, reference kernels), whose ``RecordingMicroAllocator`` reports
 the bytes it allocated (:func:`measure_arena`). A stated margin is added (:data:`ARENA_MARGIN`): the
-largest scratch buffer CMSIS-NN's int8 convolution asks for on a Cortex-M4, which the reference kernels do
-not use, then a round-up to 1 KiB. The measurement runs on the 64-bit host: TFLite Micro's bookkeeping
-structures hold pointers, so on a 32-bit MCU the same model needs slightly less.
+largest scratch buffer TFLite Micro's CMSIS-NN kernels request for one op on a Cortex-M4 (for this model an
+int8 convolution's im2col), which the reference kernels do not use, then a round-up to 1 KiB. The
+measurement runs on the 64-bit host: TFLite Micro's bookkeeping structures hold pointers, so on a 32-bit
+MCU the same model needs less (an upper bound).
 
 Where ``tflite-micro`` is not installed (it has Linux x86-64 wheels only) the arena is an estimate that
 replays the operator order instead: every non-constant tensor lives from the op that writes it to the
@@ -46,9 +47,9 @@ _DTYPE_BYTES = {"FLOAT32": 4, "INT32": 4, "INT8": 1, "UINT8": 1, "INT16": 2, "IN
 _PER_TENSOR_BYTES = 80
 _PER_OP_BYTES = 96
 #: What is added to the arena TFLite Micro measured, in words (the figures are in the metadata).
-ARENA_MARGIN = ("the largest CMSIS-NN int8 convolution scratch buffer on a Cortex-M4 (2 x kernel size x input "
-                "channels, rounded up to 4, int16), which the reference kernels measured here do not use, then "
-                "rounded up to 1 KiB")
+ARENA_MARGIN = ("the largest scratch buffer one of TFLite Micro's CMSIS-NN kernels requests on a Cortex-M4 (for an "
+                "int8 convolution: 2 x kernel height x kernel width x input channels, rounded up to 4, int16 "
+                "values), which the reference kernels measured here do not use, then rounded up to 1 KiB")
 _ARENA_ROUND_BYTES = 1024
 
 
@@ -100,20 +101,47 @@ def analyse_tflite(path: str | Path) -> dict:
     used = sorted({codes[op.opcodeIndex] for op in graph.operators})
     return {"ops": used, "operators": n_ops, "activation_peak_bytes": int(peak),
             "persistent_bytes_estimate": int(persistent), "arena_bytes_estimate": estimate,
-            "cmsis_nn_scratch_bytes": _cmsis_nn_conv_scratch(graph, codes), "model_bytes": len(buf)}
+            "cmsis_nn_scratch_bytes": _cmsis_nn_scratch(graph, codes, type_names), "model_bytes": len(buf)}
 
 
-def _cmsis_nn_conv_scratch(graph, codes: list[str]) -> int:
-    """Bytes of the largest im2col buffer CMSIS-NN's ``arm_convolve_wrapper_s8`` asks for on a Cortex-M4
-    (DSP extension): 2 columns of kernel height x width x input channels (rounded up to 4) int16 values.
-    Filters are OHWI: ``shape[1:]`` is one column."""
-    largest = 0
-    for op in graph.operators:
-        if codes[op.opcodeIndex] != "CONV_2D":
-            continue
-        cols = int(np.prod(graph.tensors[op.inputs[1]].shape[1:]))
-        largest = max(largest, 2 * ((cols + 3) // 4 * 4) * 2)
-    return largest
+# The scratch sizes below are CMSIS-NN's for a Cortex-M4 build (ARM_MATH_DSP defined, no MVE), from
+# github.com/ARM-software/CMSIS-NN: Source/ConvolutionFunctions/arm_convolve_get_buffer_sizes_s8.c
+# (arm_convolve_wrapper_s8_get_buffer_size_dsp -> arm_convolve_s8_get_buffer_size, also for 1xN; 1x1:
+# arm_convolve_1x1_s8_fast_get_buffer_size), Source/ConvolutionFunctions/arm_depthwise_conv_get_buffer_sizes_s8.c
+# (arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp), Source/PoolingFunctions/arm_avgpool_get_buffer_sizes_s8.c
+# and Source/FullyConnectedFunctions/arm_fully_connected_get_buffer_sizes_s8.c (0 without MVE). TFLite Micro's
+# CMSIS-NN kernels (github.com/tensorflow/tflite-micro, tensorflow/lite/micro/kernels/cmsis_nn/conv.cc,
+# depthwise_conv.cc, pooling.cc, fully_connected.cc) request them in Prepare with RequestScratchBufferInArena:
+# non-persistent arena, live only while their op runs (tensorflow/lite/micro/micro_allocation_info.cc).
+
+
+def _cmsis_nn_scratch(graph, codes: list[str], type_names: dict) -> int:
+    """Bytes of the largest scratch buffer TFLite Micro's CMSIS-NN kernels request for one op of the graph on
+    a Cortex-M4 (one op runs at a time, so the largest, not the sum, is what can add to the arena)."""
+    int8_ops = (op for op in graph.operators if type_names[graph.tensors[op.inputs[0]].type] == "INT8")
+    return max((_cmsis_nn_op_scratch(codes[op.opcodeIndex], graph, op) for op in int8_ops), default=0)
+
+
+def _cmsis_nn_op_scratch(name: str, graph, op) -> int:
+    """Scratch bytes CMSIS-NN asks for one int8 op (input NHWC, filters OHWI / 1HWC) on a Cortex-M4."""
+    if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED"):
+        return 0
+    shape = [int(d) for d in graph.tensors[op.inputs[0]].shape]
+    if name == "AVERAGE_POOL_2D":
+        return 4 * shape[3]  # arm_avgpool_s8_get_buffer_size_dsp: one int32 per channel
+    if name == "FULLY_CONNECTED":  # 0 (DSP) unless run as a 1x1 convolution (output rank > 2): its buffer plus,
+        out_shape, depth = graph.tensors[op.outputs[0]].shape, shape[-1]  # if per-tensor, 2 int32 per output
+        return 2 * depth * 2 + 8 * int(out_shape[-1]) if len(out_shape) > 2 and depth % 4 == 0 else 0
+    _, kernel_h, kernel_w, filter_channels = (int(d) for d in graph.tensors[op.inputs[1]].shape)
+    options = op.builtinOptions
+    plain = (options.dilationHFactor, options.dilationWFactor) == (1, 1) and filter_channels == shape[3]
+    if name == "DEPTHWISE_CONV_2D":  # int16 im2col of the _opt kernel; the 3x3 kernel (padding <= 1) needs none
+        use_opt = plain and shape[0] == 1 and (kernel_h, kernel_w) != (3, 3)
+        return shape[3] * kernel_h * kernel_w * 2 if use_opt else 0
+    if plain and (kernel_h, kernel_w) == (1, 1):  # 1x1 fast path: 2 x channels int16 with Arm Compiler 6 (GCC: 0)
+        return 2 * shape[3] * 2 if (options.strideH, options.strideW) == (1, 1) else 0
+    cols = kernel_h * kernel_w * shape[3]  # input channels (input_dims->c), also for a grouped convolution
+    return 2 * ((cols + 3) // 4 * 4) * 2  # 2 im2col columns of int16, rounded up to 4
 
 
 @contextlib.contextmanager
