@@ -1,19 +1,32 @@
 /*
- * c3t-edge IMU streamer for the Arduino Nano 33 BLE Sense (nRF52840 + LSM9DS1).
+ * c3t-edge IMU streamer for the Arduino Nano 33 BLE Sense (nRF52840; Rev1: LSM9DS1, Rev2: BMI270/BMM150).
  *
  * Streams accelerometer (g) and gyroscope (deg/s) samples in the c3t-edge wire protocol
  * (firmware_bridge/PROTOCOL.md) over USB serial AND over Bluetooth LE (Nordic UART Service), and
  * answers host commands (START, STOP, SEND_INFO, HELLO) from either. Set C3T_TEXT_MODE to 1 for
  * the plain-text mode of the Edge Impulse data forwarder instead (USB serial only).
  *
+ * Written against (sketch.yaml pins them; the calls below checked against these versions' sources):
+ *     board core  arduino:mbed_nano 4.6.0 (board "Arduino Nano 33 BLE", arduino:mbed_nano:nano33ble)
+ *     Rev1        Arduino_LSM9DS1 1.1.1        (+-4 g, +-2000 deg/s, 119 Hz: fixed by the library)
+ *     Rev2        Arduino_BMI270_BMM150 1.2.3  (+-4 g, +-2000 deg/s, 100 Hz: fixed by the library)
+ *     both        ArduinoBLE 2.0.1
+ * Rev1 and Rev2 share the board core and its FQBN; C3T_NANO33_REV2=1 selects the Rev2 IMU.
+ *
  * Build: copy the portable library into the sketch first (Arduino compiles src/ of a sketch):
  *     make -C firmware_bridge arduino      # -> examples/nano33_ble_sense/src/c3t/
- * then open this folder in the Arduino IDE (board "Arduino Nano 33 BLE", libraries
- * Arduino_LSM9DS1 and ArduinoBLE) or: arduino-cli compile -b arduino:mbed_nano:nano33ble .
- * Rev2 boards carry a BMI270/BMM150 instead: replace the three IMU calls (begin, available, read)
- * with those of Arduino_BMI270_BMM150; everything else stays.
+ * then open this folder in the Arduino IDE, or:
+ *     arduino-cli compile --profile rev1 .
+ *     arduino-cli compile --profile rev2 --build-property compiler.cpp.extra_flags=-DC3T_NANO33_REV2=1 .
  */
+#ifndef C3T_NANO33_REV2
+#define C3T_NANO33_REV2 0 /* 1: Nano 33 BLE Sense Rev2 (BMI270/BMM150 instead of the LSM9DS1) */
+#endif
+#if C3T_NANO33_REV2
+#include <Arduino_BMI270_BMM150.h>
+#else
 #include <Arduino_LSM9DS1.h>
+#endif
 #include <ArduinoBLE.h>
 
 #include "src/c3t/c3t_proto.h"
@@ -22,7 +35,7 @@
 #define C3T_TEXT_MODE 0
 #endif
 #define SAMPLES_PER_FRAME 10   /* 10 samples = 136 bytes on the wire: one notification at MTU >= 139 */
-#define ACC_RANGE_G 4.0f       /* Arduino_LSM9DS1 configures +/-4 g ... */
+#define ACC_RANGE_G 4.0f       /* both IMU libraries configure +/-4 g ... */
 #define GYRO_RANGE_DPS 2000.0f /* ... and +/-2000 deg/s */
 #define BLE_CHUNK 20           /* bytes per notification: 20 works at every MTU (23 is the minimum) */
 
@@ -44,6 +57,36 @@ static int n_batch = 0;
 static uint32_t batch_t_us = 0;
 static bool running = true;
 static bool ble_ok = false;
+
+/* Output data rate (Hz). Arduino_LSM9DS1 reports its fixed 119 Hz. Arduino_BMI270_BMM150 configures
+ * 100 Hz (BMI2_ACC_ODR_100HZ), but its accelerationSampleRate() computes 99.84 from the register (and
+ * 0.39 when that read fails): the configured rate is declared instead. */
+static float imu_rate_hz(void)
+{
+#if C3T_NANO33_REV2
+    return 100.0f;
+#else
+    return IMU.accelerationSampleRate();
+#endif
+}
+
+/* One sample: v = {ax, ay, az} in g, {gx, gy, gz} in deg/s, in the IMU chip's own (right-handed) axes.
+ * On the Nano 33 BLE target (TARGET_ARDUINO_NANO33BLE: the core and FQBN both revisions share)
+ * Arduino_BMI270_BMM150 1.1.0-1.2.3 reports x = -chip y, y = -chip x, z = chip z: a mirror image
+ * (determinant -1) of the chip's axes, not a rotation of them. The Rev2 build undoes it and streams
+ * the BMI270's own axes (its datasheet's). 1.0.0 returned raw counts: do not use it. */
+static void read_imu(float v[6])
+{
+    IMU.readAcceleration(v[0], v[1], v[2]);
+    IMU.readGyroscope(v[3], v[4], v[5]);
+#if C3T_NANO33_REV2 && (defined(TARGET_ARDUINO_NANO33BLE) || defined(ARDUINO_NANO33BLE))
+    for (int i = 0; i < 6; i += 3) {
+        float library_x = v[i];
+        v[i] = -v[i + 1];
+        v[i + 1] = -library_x;
+    }
+#endif
+}
 
 static int16_t quantize(float value, float scale)
 {
@@ -114,7 +157,7 @@ static void describe_device(void)
     info.fw_major = 1;
     info.n_channels = 6;
     info.max_samples_per_frame = SAMPLES_PER_FRAME;
-    info.sample_rate_hz = IMU.accelerationSampleRate();
+    info.sample_rate_hz = imu_rate_hz();
     for (int i = 0; i < 6; ++i) {
         c3t_channel_t *c = &info.channels[i];
         c->kind = i < 3 ? C3T_KIND_ACC : C3T_KIND_GYRO;
@@ -206,21 +249,19 @@ static void poll_commands(void)
 
 void loop()
 {
-    float ax, ay, az, gx, gy, gz;
+    float v[6]; /* ax, ay, az (g), gx, gy, gz (deg/s) */
 #if !C3T_TEXT_MODE
     poll_commands();
 #endif
     if (!running || !IMU.accelerationAvailable() || !IMU.gyroscopeAvailable()) return;
     uint32_t now = micros();
-    IMU.readAcceleration(ax, ay, az);
-    IMU.readGyroscope(gx, gy, gz);
+    read_imu(v);
 #if C3T_TEXT_MODE
-    Serial.print(ax, 4); Serial.print('\t'); Serial.print(ay, 4); Serial.print('\t'); Serial.print(az, 4);
-    Serial.print('\t'); Serial.print(gx, 2); Serial.print('\t'); Serial.print(gy, 2); Serial.print('\t');
-    Serial.println(gz, 2);
+    Serial.print(v[0], 4); Serial.print('\t'); Serial.print(v[1], 4); Serial.print('\t'); Serial.print(v[2], 4);
+    Serial.print('\t'); Serial.print(v[3], 2); Serial.print('\t'); Serial.print(v[4], 2); Serial.print('\t');
+    Serial.println(v[5], 2);
     (void)now;
 #else
-    const float v[6] = {ax, ay, az, gx, gy, gz};
     if (n_batch == 0) batch_t_us = now;
     for (int i = 0; i < 6; ++i) batch[n_batch * 6 + i] = quantize(v[i], info.channels[i].scale);
     if (++n_batch == SAMPLES_PER_FRAME) {
