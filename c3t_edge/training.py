@@ -22,6 +22,7 @@ from c3t_edge.data.actions import UTD_MHAD_ACTIONS, action_numbers_for
 from c3t_edge.data.splits import SPLITS
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.methods import Method, MethodData, TrainConfig, build_method
+from c3t_edge.methods.base import WINDOW_CHUNK
 
 
 def load_arrays(data_dir: str | Path | None, config: TrainConfig, progress: bool = False) -> TrialArrays:
@@ -89,10 +90,13 @@ def evaluate(method: Method, arrays: TrialArrays, index: np.ndarray, *, shift_s:
     """Accuracy of ``method`` on trials ``index`` (centred windows), optionally with the test IMU
     shifted by ``shift_s`` seconds or time-stretched by ``dilation``."""
     shift = int(round(shift_s * arrays.config.imu_rate_hz))
-    imu, cam = arrays.windows(index, shift_samples=shift, dilation=dilation,
-                              with_camera=method.predicts_from == "camera")
-    logits = method.predict_logits(method.standardizer_(imu), cam)
-    return scores(arrays.labels[index], logits.argmax(1), len(arrays.class_names))
+    index = np.asarray(index)
+    predicted = []
+    for start in range(0, max(len(index), 1), WINDOW_CHUNK):  # pieces: memory does not grow with the test set
+        imu, cam = arrays.windows(index[start:start + WINDOW_CHUNK], shift_samples=shift, dilation=dilation,
+                                  with_camera=method.predicts_from == "camera")
+        predicted.append(method.predict_logits(method.standardizer_(imu), cam).argmax(1))
+    return scores(arrays.labels[index], np.concatenate(predicted), len(arrays.class_names))
 
 
 def fit_method(config: TrainConfig, arrays: TrialArrays, split: UmaSplit, progress: bool = False

@@ -9,6 +9,7 @@ common time base, optionally shifted, dilated, jittered or misaligned.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import sys
 from collections.abc import Sequence
@@ -62,8 +63,8 @@ class TrialArrays:
         views = self.__dict__.setdefault("_hidden_views", {})
         if key not in views:
             imu = list(self.imu)
-            for i in hidden:
-                imu[i] = np.full_like(self.imu[i], np.nan)
+            for i in hidden:  # a read-only view of one NaN: no memory per hidden trial
+                imu[i] = np.broadcast_to(np.array(np.nan, dtype=self.imu[i].dtype), self.imu[i].shape)
             views[key] = TrialArrays(self.config, self.class_names, self.names, self.subjects, self.trials,
                                      self.labels, imu, self.camera_modality, self.camera, self.problems,
                                      self.channels)
@@ -196,17 +197,40 @@ def _read_cache(cache_file: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """A cache entry: the shard index (names, shard, start, length per trial; problems) and its
     memory-mapped shards - or a single-file entry of an earlier version (read into memory)."""
     with np.load(cache_file, allow_pickle=False) as cached:
-        names, lengths, problems = list(cached["names"]), cached["lengths"], list(cached["problems"])
+        names, lengths, problems = cached["names"].tolist(), cached["lengths"], cached["problems"].tolist()
         if "data" in cached.files:  # single-file cache of an earlier version
             data = cached["data"]
             parts = np.split(data, np.cumsum(lengths)[:-1]) if len(names) else []
             return dict(zip(names, parts, strict=True)), problems
         shard_of, starts, folder = cached["shards"], cached["starts"], str(cached["folder"])
-    maps = [np.load(cache_file.parent / folder / f"{i:05d}.npy", mmap_mode="r")
+    # plain ndarray views of the maps: a trial costs one small view object, not a memmap's attributes
+    maps = [_open_shard(cache_file.parent / folder / f"{i:05d}.npy")
             for i in range(int(shard_of.max()) + 1 if len(shard_of) else 0)]
-    out = {name: np.asarray(maps[s][a:a + n])
+    out = {name: maps[s][a:a + n]
            for name, s, a, n in zip(names, shard_of.tolist(), starts.tolist(), lengths.tolist(), strict=True)}
     return out, problems
+
+
+def _save_shard(path: Path, arrays: list[np.ndarray]) -> None:
+    """``arrays`` concatenated along their first axis into the ``.npy`` file ``path``, written piece by
+    piece (no concatenated copy in memory); :func:`numpy.load` reads it as one array."""
+    first = arrays[0]
+    shape = (sum(len(a) for a in arrays),) + first.shape[1:]
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(first.dtype),
+                                                      "fortran_order": False, "shape": shape})
+        for array in arrays:
+            np.ascontiguousarray(array, dtype=first.dtype).tofile(handle)
+
+
+def _open_shard(path: Path) -> np.ndarray:
+    """A read-only memory map of shard ``path`` as a plain ndarray. Training reads it at random, so the
+    kernel is told not to read ahead: only the pages of the windows used become resident."""
+    mapped = np.load(path, mmap_mode="r")
+    advise = getattr(getattr(mapped, "_mmap", None), "madvise", None)
+    if advise is not None and hasattr(mmap, "MADV_RANDOM"):
+        advise(mmap.MADV_RANDOM)
+    return np.asarray(mapped)
 
 
 def _write_shards(records, dataset: Dataset, modality: str, config: pp.PreprocessConfig,
@@ -238,10 +262,10 @@ def _write_shards(records, dataset: Dataset, modality: str, config: pp.Preproces
         buffer.append(array)
         offset, buffered = offset + len(array), buffered + array.nbytes
         if buffered >= SHARD_BYTES:
-            np.save(shard_dir / f"{shard:05d}.npy", np.concatenate(buffer))
+            _save_shard(shard_dir / f"{shard:05d}.npy", buffer)
             buffer, shard, offset, buffered = [], shard + 1, 0, 0
     if buffer:
-        np.save(shard_dir / f"{shard:05d}.npy", np.concatenate(buffer))
+        _save_shard(shard_dir / f"{shard:05d}.npy", buffer)
     if not names:
         shard_dir.rmdir()
         return {}, problems

@@ -43,7 +43,21 @@ def scan(root: Path) -> Dataset:
         missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"{manifest}: missing column(s) {', '.join(missing)}")
-        rows = list(reader)
+        trials, problems = _scan_rows(root, reader)
+    labels_file = root / "labels.txt"
+    if labels_file.is_file():
+        labels = tuple(x.strip() for x in labels_file.read_text().splitlines() if x.strip())
+        unknown = sorted({t.label for t in trials} - set(labels))
+        if unknown:
+            raise DataError(f"{labels_file}: labels {unknown} used in manifest.csv are not listed")
+    else:
+        labels = tuple(sorted({t.label for t in trials}))
+    return Dataset(root=root, format="folder", labels=labels, trials=trials, problems=problems)
+
+
+def _scan_rows(root: Path, rows) -> tuple[list[TrialRecord], list[str]]:
+    """Trial records of the manifest ``rows`` (read one at a time: memory holds the records, not the
+    file) and the problems found."""
     trials, problems = [], []
     for line, row in enumerate(rows, start=2):
         path = root / row["file"]
@@ -67,15 +81,7 @@ def scan(root: Path) -> Dataset:
         trials.append(TrialRecord(name=Path(row["file"]).stem, subject=subject, trial=trial,
                                   label=row["label"], files=files, imu_rate_hz=imu_rate,
                                   camera_fps=camera_fps))
-    labels_file = root / "labels.txt"
-    if labels_file.is_file():
-        labels = tuple(x.strip() for x in labels_file.read_text().splitlines() if x.strip())
-        unknown = sorted({t.label for t in trials} - set(labels))
-        if unknown:
-            raise DataError(f"{labels_file}: labels {unknown} used in manifest.csv are not listed")
-    else:
-        labels = tuple(sorted({t.label for t in trials}))
-    return Dataset(root=root, format="folder", labels=labels, trials=trials, problems=problems)
+    return trials, problems
 
 
 def read_modality(path: Path, modality: str) -> np.ndarray:

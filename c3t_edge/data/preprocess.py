@@ -121,6 +121,22 @@ class Standardizer:
         flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
         return cls(flat.mean(0).astype(np.float32), np.maximum(flat.std(0), 1e-6).astype(np.float32))
 
+    @classmethod
+    def fit_chunks(cls, chunks) -> Standardizer:
+        """Fit on windows that come in pieces: ``chunks()`` returns a fresh iterable of (n_i, W, C)
+        arrays (read twice: mean, then spread), so memory holds one piece at a time. Float64 sums; the
+        same figures as :meth:`fit` on their concatenation up to float64 rounding."""
+        total, count = 0.0, 0
+        for windows in chunks():
+            flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
+            total, count = total + flat.sum(0), count + len(flat)
+        mean = total / count
+        spread = 0.0
+        for windows in chunks():
+            flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
+            spread = spread + ((flat - mean) ** 2).sum(0)
+        return cls(mean.astype(np.float32), np.maximum(np.sqrt(spread / count), 1e-6).astype(np.float32))
+
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         return ((windows - self.mean) / self.std).astype(np.float32)
 

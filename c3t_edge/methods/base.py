@@ -84,8 +84,7 @@ class MethodData:
         self.imu_supervised = reveal_paired_labels
         imu_trials = np.concatenate([self.labelled, self.paired]) if reveal_paired_labels else self.paired
         if standardizer is None:
-            imu, _ = arrays.windows(imu_trials, with_camera=False)
-            standardizer = Standardizer.fit(imu)
+            standardizer = fit_standardizer(arrays, imu_trials)
         self.standardizer = standardizer
 
     def labels(self, index: np.ndarray) -> np.ndarray:
@@ -106,6 +105,25 @@ class MethodData:
         imu_t = torch.from_numpy(imu).to(device)
         cam_t = torch.from_numpy(cam).to(device) if cam is not None else None
         return imu_t, cam_t, torch.from_numpy(self._labels[index]).to(device)
+
+
+#: Trials per piece when windows are cut in pieces (standardiser fits and evaluation of large datasets),
+#: so memory does not grow with the dataset; a multiple of the prediction batch (256).
+WINDOW_CHUNK = 1024
+
+
+def fit_standardizer(arrays: TrialArrays, trials: np.ndarray) -> Standardizer:
+    """The standardiser of the centred IMU windows of ``trials``: all at once up to :data:`WINDOW_CHUNK`
+    trials (as always), in pieces beyond (:meth:`Standardizer.fit_chunks`), so that a dataset larger
+    than memory is standardised with bounded memory."""
+    if len(trials) <= WINDOW_CHUNK:
+        return Standardizer.fit(arrays.windows(trials, with_camera=False)[0])
+
+    def chunks():
+        for start in range(0, len(trials), WINDOW_CHUNK):
+            yield arrays.windows(trials[start:start + WINDOW_CHUNK], with_camera=False)[0]
+
+    return Standardizer.fit_chunks(chunks)
 
 
 class Method(ABC):

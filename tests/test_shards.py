@@ -1,0 +1,144 @@
+"""The data path streams: preprocessed trials live in memory-mapped shard files, so training memory does not
+grow with the dataset.
+
+Synthetic datasets in the folder format, 5x and 20x UTD-MHAD's 864 trial slots (27 actions x 4 trials x
+40 / 160 subjects), are made from the real trials: each synthetic trial mixes two real trials of its action
+(random weight 0.2-0.8) after time-stretching both by one random factor (0.85-1.15); IMU and skeleton are
+stretched alike, so they stay paired. Each trains `ca` (joint schedule, skeleton camera, all subjects) in a
+child process, preprocessing included; the peak memory of that process is compared between the two sizes.
+
+Peak memory is the peak anonymous resident memory (RssAnon, sampled every 10 ms): what the process itself
+holds. Pages of the memory-mapped shards are file-backed - the kernel drops them under pressure - and are
+reported (VmHWM counts them) but not bounded. Measured: the preprocessed data grows by 250 MB from 5x to
+20x (83 -> 333 MB) and peak anonymous memory by 11 MB (262 -> 273 MB; per-trial bookkeeping - file
+records, names, array views - for the 13 000 extra trials; VmHWM 452 -> 625 MB, mapped shard pages).
+Bound: 30 MB (an in-memory data path grows by at least the data, 250 MB).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from c3t_edge.data import load_trial_arrays, open_dataset
+from c3t_edge.data import preprocess as pp
+from c3t_edge.data.arrays import _read_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+UTD_SLOTS = 27 * 8 * 4     # actions x subjects x trials of UTD-MHAD
+
+
+def real_trials(utd_mhad_dir: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """label -> [(imu (T, 6), skeleton (F, 20, 3))] of every real trial that has both."""
+    dataset = open_dataset(utd_mhad_dir)
+    out: dict[str, list] = defaultdict(list)
+    for record in dataset.trials:
+        if record.has("imu") and record.has("skeleton"):
+            out[record.label].append((dataset.read(record, "imu"), dataset.read(record, "skeleton")))
+    return out
+
+
+def make_synthetic(real: dict, root: Path, factor: int, seed: int = 0) -> int:
+    """A folder-format dataset of ``factor`` x UTD-MHAD's trial slots; returns its preprocessed bytes
+    (IMU at 50 Hz + skeleton, float32)."""
+    rng = np.random.default_rng(seed)
+    labels = sorted(real)
+    rows = ["file,subject,trial,label,imu_rate_hz,camera_fps"]
+    (root / "trials").mkdir(parents=True)
+    size = 0
+    for subject in range(1, 8 * factor + 1):
+        for number, label in enumerate(labels):
+            for trial in range(1, 5):
+                first, second = rng.choice(len(real[label]), size=2)
+                (imu_a, sk_a), (imu_b, sk_b) = real[label][first], real[label][second]
+                stretch, weight = rng.uniform(0.85, 1.15), rng.uniform(0.2, 0.8)
+                n_imu, n_frames = int(len(imu_a) * stretch), int(len(sk_a) * stretch)
+                imu = weight * pp.resample(imu_a, n_imu) + (1 - weight) * pp.resample(imu_b, n_imu)
+                joints = [pp.resample(s.reshape(len(s), -1), n_frames) for s in (sk_a, sk_b)]
+                skeleton = (weight * joints[0] + (1 - weight) * joints[1]).reshape(n_frames, -1, 3)
+                name = f"trials/a{number + 1}_s{subject}_t{trial}.npz"
+                np.savez(root / name, imu=imu.astype(np.float32), skeleton=skeleton.astype(np.float32))
+                rows.append(f"{name},{subject},{trial},{label},50,30")
+                size += imu.size * 4 + skeleton.size * 4
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (root / "labels.txt").write_text("\n".join(labels) + "\n")
+    return size
+
+
+def train_and_measure(data: Path, cache: Path, out: Path) -> dict:
+    """Train in a child process; its peak anonymous RSS (sampled) and VmHWM, in MB."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "C3T_CACHE": str(cache)}
+    command = [sys.executable, "-m", "c3t_edge", "train", "--method", "ca", "--set", "schedule=joint",
+               "--camera", "skeleton", "--split", "all-subjects", "--steps", "30", "--data", str(data),
+               "--out", str(out), "--quiet", "--device", "cpu"]
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    peak = {"anon": 0, "hwm": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                status = Path(f"/proc/{child.pid}/status").read_text()
+            except OSError:
+                return
+            for line in status.splitlines():
+                for key, field in (("anon", "RssAnon:"), ("hwm", "VmHWM:")):
+                    if line.startswith(field):
+                        peak[key] = max(peak[key], int(line.split()[1]))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = child.communicate(timeout=900)
+    done.set()
+    sampler.join()
+    assert child.returncode == 0, stderr.decode()[-2000:]
+    return {"anon_mb": peak["anon"] / 1024, "vm_hwm_mb": peak["hwm"] / 1024}
+
+
+def _mapped(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a memory-mapped file."""
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return False
+
+
+def test_shards_are_memory_mapped_and_equal_to_the_preprocessing(tmp_path, utd_mhad_dir):
+    dataset = open_dataset(utd_mhad_dir)
+    cache = tmp_path / "cache"
+    first = load_trial_arrays(dataset, camera="skeleton", cache_dir=cache)
+    again = load_trial_arrays(dataset, camera="skeleton", cache_dir=cache)
+    uncached = load_trial_arrays(dataset, camera="skeleton", cache_dir=None)
+    for arrays in (first, again):
+        assert all(np.array_equal(a, b) for a, b in zip(arrays.imu, uncached.imu, strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(arrays.camera, uncached.camera, strict=True))
+        assert all(_mapped(a) for a in arrays.camera[:5] + arrays.imu[:5])
+        assert not any(a.flags.writeable for a in arrays.imu[:5])
+    index = next(cache.glob("skeleton-*.npz"))
+    names, _ = _read_cache(index)
+    assert len(names) == len(uncached)
+    assert len(list(cache.glob("skeleton-*.shards/*.npy"))) >= 1
+
+
+def test_peak_memory_does_not_grow_with_the_dataset(tmp_path, utd_mhad_dir):
+    real = real_trials(utd_mhad_dir)
+    figures = {}
+    for factor in (5, 20):
+        data = tmp_path / f"x{factor}"
+        data_bytes = make_synthetic(real, data, factor)
+        measured = train_and_measure(data, tmp_path / f"cache{factor}", tmp_path / f"run{factor}")
+        figures[factor] = {"trials": factor * UTD_SLOTS, "data_mb": data_bytes / 2**20, **measured}
+    print({f: {k: round(v, 1) for k, v in x.items()} for f, x in figures.items()})
+    growth = figures[20]["anon_mb"] - figures[5]["anon_mb"]
+    data_growth = figures[20]["data_mb"] - figures[5]["data_mb"]
+    assert data_growth > 150, figures        # the test means something: the data really grows
+    assert growth < 30, (growth, figures)
