@@ -53,6 +53,8 @@ LATENCY_WINDOWS = 200
 #: Bytes buffered for one browser (socket send buffer and the transport's own): a browser that reads
 #: slowly falls behind by this much at most before its updates are merged (latest wins) instead of queued.
 SEND_BUFFER_BYTES = 32 * 1024
+#: With nothing new for this long (s), a comment line keeps proxies from closing an idle stream.
+KEEPALIVE_S = 15.0
 #: A browser stuck on one message is cut off after this long when the view stops (s).
 SHUTDOWN_TIMEOUT_S = 1.0
 
@@ -179,12 +181,12 @@ class DevicePanel:
     def status(self) -> dict[str, Any]:
         """Link state and counters, latency percentiles over the last LATENCY_WINDOWS windows (ms)."""
         stats = self.pipeline.decoder.stats if self.pipeline is not None else None
-        lat = np.asarray(self.latencies)
+        lat = sorted(self.latencies)  # nearest rank: a few µs for LATENCY_WINDOWS values
         return {"link": self.link, "gaps": self.gaps, "reconnects": self.reconnects,
                 "frames": stats.frames if stats else 0, "lost": stats.lost if stats else 0,
                 "corrupt": stats.corrupt if stats else 0,
-                "latency_p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
-                "latency_p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+                "latency_p50_ms": round(lat[(len(lat) - 1) // 2], 3) if lat else None,
+                "latency_p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 3) if lat else None,
                 "summary": self.summary_dict}
 
     def changes(self, cursor: PanelCursor, first: bool) -> dict[str, Any] | None:
@@ -360,7 +362,11 @@ class WebView:
         try:
             await self._write(response, client, "snapshot", first=True)
             while not self._closing:
-                await client.wake.wait()
+                try:
+                    await asyncio.wait_for(client.wake.wait(), KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
                 client.wake.clear()
                 await self._write(response, client, "update")
             await self._write(response, client, "end")
@@ -371,6 +377,12 @@ class WebView:
         return response
 
     async def _write(self, response, client: ViewClient, kind: str, first: bool = False) -> None:
+        message = self.message(client, kind, first)
+        if message is not None:
+            await response.write(message)
+
+    def message(self, client: ViewClient, kind: str, first: bool = False) -> bytes | None:
+        """The server-sent event with what is new for ``client`` (its cursors advanced), or None."""
         devices = []
         for name, panel in self.panels.items():
             cursor = client.cursors.get(name)
@@ -382,10 +394,10 @@ class WebView:
             if change is not None:
                 devices.append(change)
         if not devices and kind == "update":
-            return
-        message = {"devices": devices, "sent_at": time.time(), "view": client.counters()}
+            return None
         client.sent += 1
-        await response.write(f"event: {kind}\ndata: {json.dumps(message, separators=(',', ':'))}\n\n".encode())
+        message = {"devices": devices, "sent_at": time.time(), "view": client.counters()}
+        return f"event: {kind}\ndata: {json.dumps(message, separators=(',', ':'))}\n\n".encode()
 
 
 def _limit_send_buffer(transport) -> None:

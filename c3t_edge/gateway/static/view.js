@@ -1,4 +1,4 @@
-// The c3t-edge live view: one panel per device, fed by server-sent events from /events (no polling).
+// The c3t-edge live view: one panel per device, fed by server-sent events from ./events (no polling).
 // Messages: {devices: [{name, meta?, status, plot?: {t, x}, events?: [...], state?: {...}}], sent_at, view}.
 // window.c3t keeps what arrived (events per device, plot points, page-update delays) for tests and benchmarks.
 "use strict";
@@ -217,7 +217,7 @@ function receive(message, fresh) {
   if (!drawScheduled) { drawScheduled = true; requestAnimationFrame(draw); }
 }
 
-const source = new EventSource("/events");
+const source = new EventSource("events");  // relative: the page also works behind a reverse proxy's path prefix
 source.onopen = () => setServer("connected");
 source.onerror = () => setServer(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
 source.addEventListener("snapshot", m => receive(m, true));
