@@ -50,12 +50,13 @@ def make_split(arrays: TrialArrays, split: str) -> UmaSplit:
         raise C3TEdgeError(f"unknown split {split!r}: choose from {', '.join(SPLITS)}") from None
 
 
-def method_data(method: Method, arrays: TrialArrays, split: UmaSplit) -> MethodData:
-    """The training side of ``split`` as ``method`` may see it (paired labels hidden unless supervised)."""
+def method_data(method: Method, arrays: TrialArrays, split: UmaSplit, loader_workers: int = 0) -> MethodData:
+    """The training side of ``split`` as ``method`` may see it (paired labels hidden unless supervised);
+    ``loader_workers`` > 0 cut upcoming batches in DataLoader workers (:mod:`c3t_edge.data.loader`)."""
     if len(split.labelled_camera) == 0 or len(split.paired) == 0:
         raise C3TEdgeError(f"split {split.name!r} leaves no labelled or no paired trial in this dataset")
     return MethodData(arrays, split.labelled_camera, split.paired,
-                      reveal_paired_labels=method.uses_imu_labels)
+                      reveal_paired_labels=method.uses_imu_labels, loader_workers=loader_workers)
 
 
 @dataclass
@@ -99,24 +100,28 @@ def evaluate(method: Method, arrays: TrialArrays, index: np.ndarray, *, shift_s:
     return scores(arrays.labels[index], np.concatenate(predicted), len(arrays.class_names))
 
 
-def fit_method(config: TrainConfig, arrays: TrialArrays, split: UmaSplit, progress: bool = False
-               ) -> tuple[Method, float]:
+def fit_method(config: TrainConfig, arrays: TrialArrays, split: UmaSplit, progress: bool = False,
+               loader_workers: int = 0) -> tuple[Method, float]:
     """Fit one method on the training side of ``split``; returns it and the training seconds."""
     method = build_method(config)
-    data = method_data(method, arrays, split)
+    data = method_data(method, arrays, split, loader_workers)
     start = time.perf_counter()
-    method.fit(data, progress=progress)
+    try:
+        method.fit(data, progress=progress)
+    finally:
+        data.close()
     return method, time.perf_counter() - start
 
 
 def train_run(config: TrainConfig, data_dir: str | Path | None, out_dir: str | Path, *,
               split: str = "development", progress: bool = False, resume: bool = False,
-              checkpoint_every: int = 100) -> dict:
+              checkpoint_every: int = 100, loader_workers: int = 0) -> dict:
     """Train ``config`` on ``data_dir`` and write a run directory; returns its metrics.
 
     Checkpoints go to ``out_dir/checkpoint.pt`` every ``checkpoint_every`` optimiser steps and at the
     end of each stage (:mod:`c3t_edge.checkpoint`); ``resume`` continues from it (from the start when
-    there is none) and it is removed once the run directory is complete. Under ``torchrun`` every process
+    there is none) and it is removed once the run directory is complete. ``loader_workers``: see
+    :func:`method_data`. Under ``torchrun`` every process
     trains (:mod:`c3t_edge.distributed`) and rank 0 alone preprocesses first, evaluates and writes.
     """
     context = distributed.current()
@@ -130,7 +135,7 @@ def train_run(config: TrainConfig, data_dir: str | Path | None, out_dir: str | P
     signature = {"train": config.to_json(), "split": split, "world_size": context.world_size,
                  "data": str(Path(data_dir).resolve()) if data_dir else None}
     with checkpoint.session(out / checkpoint.CHECKPOINT_NAME, checkpoint_every, signature, resume):
-        method, seconds = fit_method(config, arrays, uma_split, progress and context.is_main)
+        method, seconds = fit_method(config, arrays, uma_split, progress and context.is_main, loader_workers)
     metrics: dict = {"method": config.method, "train_seconds": round(seconds, 1),
                      "parameters": method.parameters_count(), "history": method.history_,
                      "problems": arrays.problems}

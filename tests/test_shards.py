@@ -4,15 +4,16 @@ grow with the dataset.
 Synthetic datasets in the folder format, 5x and 20x UTD-MHAD's 864 trial slots (27 actions x 4 trials x
 40 / 160 subjects), are made from the real trials: each synthetic trial mixes two real trials of its action
 (random weight 0.2-0.8) after time-stretching both by one random factor (0.85-1.15); IMU and skeleton are
-stretched alike, so they stay paired. Each trains `ca` (joint schedule, skeleton camera, all subjects) in a
-child process, preprocessing included; the peak memory of that process is compared between the two sizes.
+stretched alike, so they stay paired. Each trains `ca` (joint schedule, skeleton camera, all subjects, one
+DataLoader worker cutting the batches) in a child process, preprocessing included; the peak memory of that
+process is compared between the two sizes.
 
 Peak memory is the peak anonymous resident memory (RssAnon, sampled every 10 ms): what the process itself
 holds. Pages of the memory-mapped shards are file-backed - the kernel drops them under pressure - and are
 reported (VmHWM counts them) but not bounded. Measured: the preprocessed data grows by 250 MB from 5x to
-20x (83 -> 333 MB) and peak anonymous memory by 11 MB (262 -> 273 MB; per-trial bookkeeping - file
-records, names, array views - for the 13 000 extra trials; VmHWM 452 -> 625 MB, mapped shard pages).
-Bound: 30 MB (an in-memory data path grows by at least the data, 250 MB).
+20x (83 -> 333 MB) and peak anonymous memory by 17 MB (262 -> 280 MB: per-trial bookkeeping - file
+records, names, array views - for the 13 000 extra trials; VmHWM 405 -> 475 MB). Bound: 30 MB (an
+in-memory data path grows by at least the data, 250 MB).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from c3t_edge.data import load_trial_arrays, open_dataset
 from c3t_edge.data import preprocess as pp
@@ -77,7 +79,7 @@ def train_and_measure(data: Path, cache: Path, out: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "C3T_CACHE": str(cache)}
     command = [sys.executable, "-m", "c3t_edge", "train", "--method", "ca", "--set", "schedule=joint",
                "--camera", "skeleton", "--split", "all-subjects", "--steps", "30", "--data", str(data),
-               "--out", str(out), "--quiet", "--device", "cpu"]
+               "--out", str(out), "--quiet", "--device", "cpu", "--loader-workers", "1"]
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     peak = {"anon": 0, "hwm": 0}
     done = threading.Event()
@@ -142,3 +144,33 @@ def test_peak_memory_does_not_grow_with_the_dataset(tmp_path, utd_mhad_dir):
     data_growth = figures[20]["data_mb"] - figures[5]["data_mb"]
     assert data_growth > 150, figures        # the test means something: the data really grows
     assert growth < 30, (growth, figures)
+
+
+@pytest.mark.parametrize("method", ["supervised", "ca", "c3t"])
+def test_loader_workers_prefetch_the_same_batches(method, utd_mhad_dir):
+    """With a DataLoader worker cutting the predicted next batches, training is bit for bit the same as
+    without, and the predictions are used (all but the first calls of each stage)."""
+    import torch
+
+    from c3t_edge.methods import camera as camera_module
+    from c3t_edge.methods import default_config
+    from c3t_edge.training import build_method, load_arrays, make_split, method_data
+
+    torch.set_num_threads(1)
+    config = default_config(method, camera="skeleton", steps=12, batch_size=16)
+    arrays = load_arrays(utd_mhad_dir, config)
+    split = make_split(arrays, "development")
+    states, hits = [], []
+    for workers in (0, 1):
+        camera_module._FITTED.clear()   # train the camera stage both times (it is cached otherwise)
+        camera_module._LATENTS.clear()
+        fitted = build_method(config)
+        data = method_data(fitted, arrays, split, loader_workers=workers)
+        fitted.fit(data)
+        data.close()
+        states.append(fitted.state_dict())
+        hits.append(data._prefetch.hits if workers else None)
+    for module, state in states[0].items():
+        for key, value in state.items():
+            assert torch.equal(states[1][module][key], value), f"{module}.{key}"
+    assert hits[1] >= 12 - 2, hits         # the calls after the first cycle were prefetched

@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN_DIR")
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN_DIR/checkpoint.pt after a crash (from the start when there is none)")
+    parser.add_argument("--loader-workers", type=int, default=0, metavar="N",
+                        help="DataLoader worker processes that cut the next batches from the memory-mapped trials "
+                             "while a step computes (default 0: in the training process)")
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="K",
                         help="checkpoint every K optimiser steps (and at the end of each stage; default 100)")
 
@@ -81,13 +84,14 @@ def run(args: argparse.Namespace) -> int:
     from c3t_edge.errors import C3TEdgeError
     from c3t_edge.training import train_run
 
-    if args.checkpoint_every < 0:
-        raise C3TEdgeError("--checkpoint-every must not be negative")
+    if args.checkpoint_every < 0 or args.loader_workers < 0:
+        raise C3TEdgeError("--checkpoint-every and --loader-workers must not be negative")
     config = base_config(args, args.method, args.seed)
     context = distributed.init(args.device)
     try:
         metrics = train_run(config, args.data, args.out, split=args.split, progress=not args.quiet,
-                            resume=args.resume, checkpoint_every=args.checkpoint_every)
+                            resume=args.resume, checkpoint_every=args.checkpoint_every,
+                            loader_workers=args.loader_workers)
     finally:
         distributed.shutdown()
     if not context.is_main:

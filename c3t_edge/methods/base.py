@@ -23,6 +23,7 @@ from torch import nn
 
 from c3t_edge import checkpoint, distributed
 from c3t_edge.data.arrays import TrialArrays
+from c3t_edge.data.loader import Call, WindowPrefetcher
 from c3t_edge.data.preprocess import PreprocessConfig, Standardizer, imu_channels
 from c3t_edge.models import ImuEncoder, ImuRecognizer, build_camera_encoder, build_head
 
@@ -70,7 +71,7 @@ class MethodData:
     """
 
     def __init__(self, arrays: TrialArrays, labelled: np.ndarray, paired: np.ndarray, *,
-                 reveal_paired_labels: bool, standardizer: Standardizer | None = None):
+                 reveal_paired_labels: bool, standardizer: Standardizer | None = None, loader_workers: int = 0):
         self.labelled = np.asarray(labelled, dtype=np.int64)
         self.paired = np.asarray(paired, dtype=np.int64)
         if not reveal_paired_labels:  # the labelled camera set's IMU reads as NaN on every path
@@ -86,6 +87,23 @@ class MethodData:
         if standardizer is None:
             standardizer = fit_standardizer(arrays, imu_trials)
         self.standardizer = standardizer
+        #: with ``loader_workers`` > 0, DataLoader workers cut the predicted next batches ahead of time
+        self._prefetch = WindowPrefetcher(arrays, standardizer, _draw_request, workers=loader_workers) \
+            if loader_workers > 0 else None
+
+    def close(self) -> None:
+        """Stop the loader workers, if any."""
+        if self._prefetch is not None:
+            self._prefetch.close()
+
+    def _call_of(self, index: np.ndarray, rng: np.random.Generator, jitter: int, misalign: int,
+                 with_camera: bool) -> Call | None:
+        """The draws that made this batch, for the prefetcher: the last ``sample_indices`` from ``rng``
+        (None without a prefetcher or when ``index`` came from elsewhere)."""
+        if self._prefetch is None or _LAST_SAMPLE is None or _LAST_SAMPLE[2] is not rng \
+                or len(index) != _LAST_SAMPLE[1]:
+            return None
+        return Call(_LAST_SAMPLE[0], _LAST_SAMPLE[1], jitter, misalign, with_camera)
 
     def labels(self, index: np.ndarray) -> np.ndarray:
         """Labels of trials ``index`` (-1 where hidden)."""
@@ -97,10 +115,18 @@ class MethodData:
         (n, S, ...) or None, labels (n,) (-1 where hidden). Both streams shift together by up to
         ``jitter_s``; the camera additionally by up to ``misalign_s``."""
         rate = self.config.imu_rate_hz
-        shift, offset = draw_offsets(rng, len(index), int(jitter_s * rate), int(misalign_s * rate))
-        imu, cam = self.arrays.windows(index, shift_samples=shift, camera_offset_samples=offset,
-                                       with_camera=with_camera)
-        imu = self.standardizer(imu)
+        jitter, misalign = int(jitter_s * rate), int(misalign_s * rate)
+        shift, offset = draw_offsets(rng, len(index), jitter, misalign)
+        call = self._call_of(index, rng, jitter, misalign, with_camera)
+        prefetched = self._prefetch.take(call, (index, shift, offset, with_camera)) if call else None
+        if prefetched is None:
+            imu, cam = self.arrays.windows(index, shift_samples=shift, camera_offset_samples=offset,
+                                           with_camera=with_camera)
+            imu = self.standardizer(imu)
+        else:
+            imu, cam = prefetched
+        if call is not None:
+            self._prefetch.after(call, rng, hit=prefetched is not None)
         device = distributed.current().device
         imu_t = torch.from_numpy(imu).to(device)
         cam_t = torch.from_numpy(cam).to(device) if cam is not None else None
@@ -373,5 +399,22 @@ def sample_indices(pool: np.ndarray, batch_size: int, rng: np.random.Generator) 
     Under torchrun ``batch_size`` is per process: the global batch of ``batch_size * world_size`` is
     drawn (as one process with that batch would) and this rank's ``batch_size`` rows are returned.
     """
+    global _LAST_SAMPLE
     checkpoint.track_rng(rng)
+    _LAST_SAMPLE = (pool, batch_size, rng)
+    return _choose(pool, batch_size, rng)
+
+
+#: (pool, batch_size, rng) of the last ``sample_indices`` call (the prefetcher replays it).
+_LAST_SAMPLE: tuple | None = None
+
+
+def _choose(pool: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     return distributed.global_draw(lambda size: rng.choice(pool, size=size, replace=len(pool) < size), batch_size)
+
+
+def _draw_request(rng: np.random.Generator, call: Call) -> tuple:
+    """The draws of one ``sample_indices`` + ``MethodData.batch`` call (the prefetcher's prediction)."""
+    index = _choose(call.pool, call.batch_size, rng)
+    shift, offset = draw_offsets(rng, len(index), call.jitter, call.misalign)
+    return index, shift, offset, call.with_camera
