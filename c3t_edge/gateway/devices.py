@@ -31,6 +31,10 @@ from pathlib import Path
 
 from c3t_edge.errors import C3TEdgeError
 
+#: Serial ports one process can stream: pyserial waits on each port with select(), which takes file
+#: descriptors below 1024 only, and each port holds five (the port and two wake-up pipes).
+MAX_SERIAL_DEVICES = 200
+
 #: What a device name may be: it is a topic level in MQTT and a label on the web page.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -144,6 +148,10 @@ def device_specs(ports: list[str] | None, devices_file: str | None) -> list[Devi
     specs += [parse_port_flag(port) for port in ports or ()]
     if not specs:
         raise C3TEdgeError("no device: give --port PORT (repeat it for several) or --devices FILE.toml")
+    serial = sum(1 for spec in specs if not spec.port.startswith(("ble://", "replay://")))
+    if serial > MAX_SERIAL_DEVICES:
+        raise C3TEdgeError(f"{serial} serial devices: one process streams at most {MAX_SERIAL_DEVICES} (pyserial waits "
+                           "with select(), which takes only 1024 file descriptors); split them over several processes")
     return unique_names(specs)
 
 
