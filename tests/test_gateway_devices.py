@@ -147,6 +147,10 @@ def test_devices_file(tmp_path):
     specs = device_specs(["/dev/serial/by-id/usb-X-if00", "/dev/serial/by-id/usb-X-if00", "wrist=socket://h:7"], None)
     assert [s.name for s in specs] == ["usb-X-if00", "usb-X-if00-2", "wrist"]
     assert specs[2].port == "socket://h:7" and name_from_port("replay://a/b/run.c3trec") == "run"
+    # pyserial's select() takes descriptors below 1024: 200 serial devices per process, 125 with MQTT
+    assert len(device_specs([f"/dev/ttyX{i}" for i in range(200)] + ["ble://W"], None)) == 201
+    with pytest.raises(C3TEdgeError, match="at most 125 with --publish"):
+        device_specs([f"/dev/ttyX{i}" for i in range(126)], None, publish=True)
     for text, message in [('[[device]]\nname = "a"\n', "needs port"),
                           ('[[device]]\nname = "a/b"\nport = "p"\n', "MQTT topic level"),
                           ('[[device]]\nname = "a"\nport = "p"\nspeed = 2\n', "unknown key 'speed'"),

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise C3TEdgeError(f"--baud must be > 0 (got {args.baud})")
     if args.duration is not None and not args.duration > 0:
         raise C3TEdgeError(f"--duration must be > 0 seconds (got {args.duration:g})")
-    specs = device_specs(args.port, args.devices)
+    specs = device_specs(args.port, args.devices, publish=args.publish is not None)
     tagged = args.devices is not None or len(specs) > 1  # one --port: today's output, untagged
     view = web_view_from_args(args)
     publisher = publisher_from_args(args, "stream")

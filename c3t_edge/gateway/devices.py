@@ -31,9 +31,11 @@ from pathlib import Path
 
 from c3t_edge.errors import C3TEdgeError
 
-#: Serial ports one process can stream: pyserial waits on each port with select(), which takes file
-#: descriptors below 1024 only, and each port holds five (the port and two wake-up pipes).
-MAX_SERIAL_DEVICES = 200
+#: File descriptors the serial devices of one process may use: pyserial waits on each port with
+#: select(), which takes descriptors below 1024 only; each port holds five (the port and two
+#: wake-up pipes), an MQTT connection three more per device. So at most 200 serial devices, 125 with
+#: --publish (about 20 descriptors are left for the rest of the process).
+SELECT_FDS, FDS_PER_SERIAL_DEVICE, FDS_PER_MQTT_DEVICE = 1000, 5, 3
 
 #: What a device name may be: it is a topic level in MQTT and a label on the web page.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -142,16 +144,19 @@ def _device(path: Path, index: int, table: dict) -> DeviceSpec:
     return DeviceSpec(**table)
 
 
-def device_specs(ports: list[str] | None, devices_file: str | None) -> list[DeviceSpec]:
-    """The devices of ``--port`` (each ``[NAME=]PORT``) and ``--devices FILE`` together, names unique."""
+def device_specs(ports: list[str] | None, devices_file: str | None, *, publish: bool = False) -> list[DeviceSpec]:
+    """The devices of ``--port`` (each ``[NAME=]PORT``) and ``--devices FILE`` together, names unique;
+    ``publish``: each device has an MQTT connection too (fewer serial devices fit, see SELECT_FDS)."""
     specs = load_devices(devices_file) if devices_file is not None else []
     specs += [parse_port_flag(port) for port in ports or ()]
     if not specs:
         raise C3TEdgeError("no device: give --port PORT (repeat it for several) or --devices FILE.toml")
     serial = sum(1 for spec in specs if not spec.port.startswith(("ble://", "replay://")))
-    if serial > MAX_SERIAL_DEVICES:
-        raise C3TEdgeError(f"{serial} serial devices: one process streams at most {MAX_SERIAL_DEVICES} (pyserial waits "
-                           "with select(), which takes only 1024 file descriptors); split them over several processes")
+    most = SELECT_FDS // (FDS_PER_SERIAL_DEVICE + (FDS_PER_MQTT_DEVICE if publish else 0))
+    if serial > most:
+        raise C3TEdgeError(f"{serial} serial devices: one process streams at most {most}"
+                           + (" with --publish" if publish else "") + " (pyserial waits with select(), which takes "
+                           "only 1024 file descriptors); split them over several processes")
     return unique_names(specs)
 
 
