@@ -231,6 +231,9 @@ def test_a_stalled_browser_does_not_hold_recognition_back(tmp_path):
     assert at_end["stalled_waiting"] and stalled.coalesced > 1000, (stalled.counters(), at_end)
     assert at_end["stalled_plot_cursor"] < at_end["plot_total"] / 2, at_end
     assert 2 * stalled.sent < reader.sent, (stalled.counters(), reader.counters())
+    # the reading browser, connected before the device described itself, learnt of it when it did
+    assert any(d.get("meta", {}).get("device", {}).get("name") == "c3t-demo-wrist"
+               for message in got for d in message["devices"]), got[:2]
     # the reading browser got everything up to the end: the last message carries the run's summary
     final = got[-1]["devices"][0]["status"]
     assert final["summary"]["events"] == len(watched.actions()) and final["link"] == "ended"

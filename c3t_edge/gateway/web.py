@@ -162,8 +162,9 @@ class DevicePanel:
         elif isinstance(event, GapEvent):
             self.gaps += 1
         elif isinstance(event, DeviceNotice):
-            self.meta["device"] = {"name": event.name, "rate_hz": event.sample_rate_hz, "firmware": event.firmware,
-                                   "resampled_to_hz": event.resampled_to_hz}
+            device = {"name": event.name, "rate_hz": event.sample_rate_hz, "firmware": event.firmware,
+                      "resampled_to_hz": event.resampled_to_hz}
+            self.meta = {**self.meta, "device": device}  # a new dict: browsers see that it changed
         if isinstance(event, ActionEvent | GapEvent | LinkNotice | DeviceNotice | Notice):
             self.events.append({**event.as_dict(), "host_time": round(time.time(), 3)})
             self.events_total += 1
