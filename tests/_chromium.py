@@ -49,8 +49,8 @@ class Chromium:
         self._profile = tempfile.TemporaryDirectory(prefix="c3t-chromium-")
         profile = Path(self._profile.name)
         self.proc = subprocess.Popen(
-            [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
+            [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--window-size={self.width},{self.height}", "about:blank"],
