@@ -16,12 +16,16 @@ Prints, in one run so the ratios compare like with like:
 
 Windows are real UTD-MHAD wrist windows when ../shared/datasets/utd-mhad is present, else synthetic
 windows of the same ranges (latency does not depend on the values).
+
+It also runs on the emulated Raspberry Pi (``sudo scripts/emulate_pi.sh python bench/bench_bundle.py``)
+and then says that its times are qemu's, not a Pi's; bench/bench_emulated_pi.py counts instructions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -104,6 +108,10 @@ def main() -> int:
     meta = read_metadata(path)
     data, source = windows(args.windows)
     print(f"bundle {path}; {source}; batch 1, 1 thread, {args.rounds} rounds x {args.windows} windows")
+    emulated = os.environ.get("C3T_EMULATED")  # set by scripts/emulate_pi.sh
+    if emulated:
+        print(f"EMULATED ({emulated}): the times below are qemu's translation speed, not a Raspberry Pi's, and "
+              "so are their ratios; bench/bench_emulated_pi.py counts the instructions instead")
 
     bundles = {}
     for (engine, precision), name in MODEL_FILES.items():
@@ -122,7 +130,8 @@ def main() -> int:
             timings[name]["logits"].append(time_calls(bundle.predict_logits, data))
             timings[name]["proba"].append(time_calls(bundle.predict_proba, data))
 
-    results: dict = {"latency_us": {}, "engine_only_us": {}, "predict_proba_us": {}, "bytes": {}, "ratios": {}}
+    results: dict = {"latency_us": {}, "engine_only_us": {}, "predict_proba_us": {}, "bytes": {}, "ratios": {},
+                     "emulated": emulated}
     print(f"\n{'file':<20}{'predict_logits µs':>18}{'engine only µs':>16}{'predict_proba µs':>18}{'KiB':>9}")
     for name in bundles:
         t = {k: 1e6 * float(np.median(v)) for k, v in timings[name].items()}
