@@ -247,7 +247,7 @@ main() {
     bind /proc /proc
     fake_cpuinfo
     bind /sys /sys
-    bind /dev /dev
+    bind /dev /dev ro  # read-only: device nodes still work, and nothing below can be deleted through it
     bind "$CHECKOUT" "$CHECKOUT"
     host_config
     install_package
