@@ -9,7 +9,7 @@
   2-3.5). Tolerances: mean <= 0.12, each step <= 0.4, and the first step of every stage <= 0.1 -
   negatives of the local batch only would put the first alignment step log(2) = 0.69 lower.
 - A crash injected after global step k, then ``--resume``: the same final weights as a run that never
-  stopped, exactly (one process: same generators, same arithmetic).
+  stopped, exactly (one process and two: same generators, same arithmetic).
 """
 
 from __future__ import annotations
@@ -107,18 +107,31 @@ def test_two_processes_follow_one_process_with_twice_the_batch(method, tmp_path,
         assert align_start > math.log(8) + 0.3, align_start
 
 
-def test_resume_after_a_crash_gives_the_same_weights(tmp_path, utd_mhad_dir, _isolated_cache):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_resume_after_a_crash_gives_the_same_weights(processes, tmp_path, utd_mhad_dir, _isolated_cache):
     """ca (two stages, 20 steps each), checkpoint every 5 steps, crash after global step 27 (in the
-    alignment stage, 2 steps after a checkpoint): resumed, the weights equal the uninterrupted run's."""
+    alignment stage, 2 steps after a checkpoint): resumed, the weights equal the uninterrupted run's,
+    exactly - with one process and with two (every rank's torch generator is in the checkpoint)."""
+    batch = 16 // processes
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
-    assert _train("ca", straight, 16, _isolated_cache, utd_mhad_dir).returncode == 0
-    result = _train("ca", crashed, 16, _isolated_cache, utd_mhad_dir, extra=("--checkpoint-every", "5"),
-                    env=_env(_isolated_cache, C3T_CRASH_AT_STEP="27"))
-    assert result.returncode != 0 and "crash injected after global step 27" in result.stderr
+    every = ("--checkpoint-every", "5")
+    assert _train("ca", straight, batch, _isolated_cache, utd_mhad_dir, processes=processes).returncode == 0
+    crash_env = _env(_isolated_cache, C3T_CRASH_AT_STEP="27")
+    if processes == 1:
+        result = _train("ca", crashed, batch, _isolated_cache, utd_mhad_dir, extra=every, env=crash_env)
+        assert result.returncode != 0 and "crash injected after global step 27" in result.stderr
+    else:
+        args = ["train", "--method", "ca", "--camera", "skeleton", "--steps", "20", "--set", f"batch_size={batch}",
+                "--data", str(utd_mhad_dir), "--out", str(crashed), "--quiet", "--device", "cpu", *every]
+        result = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "c3t_edge", *args],
+                                capture_output=True, text=True, env=crash_env, timeout=300, cwd=ROOT)
+        assert result.returncode != 0 and "crash injected after global step 27" in result.stderr
     assert {p.name for p in crashed.iterdir()} == {"checkpoint.pt"}
     saved = torch.load(crashed / "checkpoint.pt", weights_only=False)
     assert saved["global_step"] == 25 and saved["current"]["step"] == 5 and len(saved["stages"]) == 1
-    result = _train("ca", crashed, 16, _isolated_cache, utd_mhad_dir, extra=("--checkpoint-every", "5", "--resume"))
+    assert len(saved["current"]["torch_rng"]) == processes
+    result = _train("ca", crashed, batch, _isolated_cache, utd_mhad_dir, processes=processes,
+                    extra=(*every, "--resume"))
     assert result.returncode == 0, result.stderr
     assert not (crashed / "checkpoint.pt").exists()
     a, b = torch.load(straight / "model.pt"), torch.load(crashed / "model.pt")
