@@ -22,8 +22,11 @@ What is measured, and how (nothing is simulated inside the measured process):
   core is then theirs whenever they need it, as a dedicated core would be; the load average of the
   machine is printed with the figures.
 - A device count *holds* when p99 added latency <= 10 ms and no sample is lost.
-- MQTT: one device with ``--publish`` to a local Mosquitto (started here, loopback) against the same
-  device without it; and the delay from an event's decision to its delivery to a subscriber.
+- MQTT: one device, and ten, with ``--publish`` to a local Mosquitto (started here, loopback) against
+  the same devices without it; and the delay from an event's decision to its delivery to a subscriber.
+- Each figure is the median of ``--repeats`` runs, with every run's p99 printed: on a shared machine
+  a stall of the whole host (100-250 ms, seen at any device count, one device included) lands in some
+  runs and not others.
 
     .venv/bin/python bench/bench_gateway.py [--counts 1,25,50,100,150,200] [--seconds 20]
         [--repeats 3] [--mqtt-seconds 30] [--mqtt-counts 1,10] [--nice -20] [--json OUT]
