@@ -5,10 +5,11 @@
 #
 #     sudo scripts/emulate_pi.sh [COMMAND ...]        # default COMMAND: c3t-edge demo
 #     sudo scripts/emulate_pi.sh c3t-edge replay --json c3t_edge/assets/demo/wrist_session.c3trec
-#     sudo scripts/emulate_pi.sh python bench/bench_bundle.py --instructions
+#     sudo scripts/emulate_pi.sh python bench/bench_bundle.py     # says its times are emulated ones
+#     sudo .venv/bin/python bench/bench_emulated_pi.py            # arm64 instructions per window instead
 #
 # Needs root and the Debian packages debootstrap, qemu-user-static and binfmt-support. The first run
-# builds the root with debootstrap (about 2 minutes) and a virtual environment inside it with
+# builds the root with debootstrap (2 to 5 minutes) and a virtual environment inside it with
 # `pip install .` of the runtime (aarch64 wheels of numpy and onnxruntime from the package index);
 # both are cached under .cache/pi-root/ (ignored by git). A later run reinstalls the package only when
 # pyproject.toml, README.md or c3t_edge/ changed. The command runs in a chroot with /proc, /sys, /dev
@@ -124,7 +125,7 @@ build_root() {
     [ -z "$(mounted_under "$partial")$(mounted_under "$ROOT")" ] || die "mounts left below $CACHE; not removing it"
     rm -rf "$partial" "$ROOT"
     mkdir -p "$CACHE"
-    log "debootstrap $SUITE arm64 from $mirror into $ROOT (once, about 2 minutes)"
+    log "debootstrap $SUITE arm64 from $mirror into $ROOT (once, a few minutes)"
     local start=$SECONDS
     if ! debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv,ca-certificates \
             "$SUITE" "$partial" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
@@ -259,4 +260,4 @@ main() {
     return $rc
 }
 
-main "$@"
+main "$@"; exit  # exit here: bash reads a script as it runs, and this file may be edited meanwhile
