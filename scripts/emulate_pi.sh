@@ -53,8 +53,10 @@ enable_binfmt() {
     if [ ! -e "$dir/status" ]; then
         mount -t binfmt_misc binfmt_misc "$dir" || die "cannot mount binfmt_misc on $dir"
     fi
-    if ! grep -qx enabled "$dir/qemu-aarch64" 2>/dev/null; then
-        update-binfmts --enable qemu-aarch64 >/dev/null || die "update-binfmts --enable qemu-aarch64 failed"
+    if ! grep -qx enabled "$dir/qemu-aarch64" 2>/dev/null; then  # (--import: a package installed before the mount)
+        update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 \
+            || { update-binfmts --import qemu-aarch64 >/dev/null 2>&1; update-binfmts --enable qemu-aarch64 >/dev/null; } \
+            || die "update-binfmts --enable qemu-aarch64 failed"
     fi
     grep -qx enabled "$dir/qemu-aarch64" 2>/dev/null || die "binfmt_misc has no enabled qemu-aarch64 entry"
 }
