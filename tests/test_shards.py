@@ -174,3 +174,31 @@ def test_loader_workers_prefetch_the_same_batches(method, utd_mhad_dir):
         for key, value in state.items():
             assert torch.equal(states[1][module][key], value), f"{module}.{key}"
     assert hits[1] >= 12 - 2, hits         # the calls after the first cycle were prefetched
+
+
+def test_frozen_camera_outputs_beyond_the_table_budget_run_per_batch(monkeypatch):
+    """Many paired trials: no table (memory would grow with them); the frozen model runs on each batch's
+    camera windows and gives the table's values (float rounding aside) for the same draws."""
+    import torch
+    from test_methods import tiny_arrays
+
+    from c3t_edge.data.splits import development_split
+    from c3t_edge.methods import MethodData, frozen
+    from c3t_edge.models import SkeletonEncoder
+
+    arrays = tiny_arrays("skeleton")
+    split = development_split(arrays.subjects, arrays.trials)
+    data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
+    torch.manual_seed(0)
+    encoder, head = SkeletonEncoder(60, 16).eval(), torch.nn.Linear(16, 3)
+    outputs, default = {}, frozen.TABLE_BUDGET_BYTES
+    for budget in (default, 0):
+        monkeypatch.setattr(frozen, "TABLE_BUDGET_BYTES", budget)
+        made = frozen.FrozenCameraOutputs(encoder, data, split.paired, jitter_s=0.2, misalign_s=0.1)
+        outputs[budget] = (made.table is not None, made.map(lambda latents: head(latents.mean(1))))
+    assert outputs[default][0] and not outputs[0][0]
+    for seed in range(3):
+        index = split.paired[np.random.default_rng(seed).choice(len(split.paired), 8)]
+        (imu_a, a), (imu_b, b) = (outputs[k][1].batch(data, index, np.random.default_rng(seed)) for k in outputs)
+        assert torch.equal(imu_a, imu_b)
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
