@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -235,11 +236,11 @@ def _open_shard(path: Path) -> np.ndarray:
 
 def _write_shards(records, dataset: Dataset, modality: str, config: pp.PreprocessConfig,
                   cache_file: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Preprocess ``records`` into shard files ``<cache entry>.<pid>.shards/00000.npy``... of about
+    """Preprocess ``records`` into shard files ``<cache entry>.<pid>-<random>.shards/00000.npy``... of about
     :data:`SHARD_BYTES` (trials concatenated along their first axis), then write the index
     ``cache_file`` last, atomically; returns the memory-mapped result (:func:`_read_cache`).
     A folder name of this process's own, so concurrent runs never write into each other's shards."""
-    folder = f"{cache_file.stem}.{os.getpid()}.shards"
+    folder = f"{cache_file.stem}.{os.getpid()}-{os.urandom(4).hex()}.shards"
     shard_dir = cache_file.parent / folder
     shard_dir.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -272,8 +273,22 @@ def _write_shards(records, dataset: Dataset, modality: str, config: pp.Preproces
     tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, names=np.array(names), shards=np.array(shard_of), starts=np.array(starts),
              lengths=np.array(lengths), problems=np.array(problems, dtype=str), folder=np.array(folder))
-    os.replace(tmp, cache_file)
+    _publish(tmp, cache_file, shard_dir)
     return _read_cache(cache_file)
+
+
+def _publish(tmp: Path, cache_file: Path, shard_dir: Path) -> None:
+    """Make index ``tmp`` the cache entry ``cache_file`` unless another process was first (then its
+    entry stays and these shards go): a hard link fails when the name exists. Where hard links are not
+    supported the index is renamed over (the last one wins, earlier shards stay behind)."""
+    try:
+        os.link(tmp, cache_file)
+    except FileExistsError:
+        shutil.rmtree(shard_dir, ignore_errors=True)
+    except OSError:
+        os.replace(tmp, cache_file)
+        return
+    tmp.unlink()
 
 
 def _progress(items, desc: str, enabled: bool):
