@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from c3t_edge import distributed
 from c3t_edge.methods.alignment import distillation_loss
 from c3t_edge.methods.base import MethodData
 from c3t_edge.methods.distill_align import DistillAlign
@@ -35,9 +36,10 @@ class DistillAlignWarp(DistillAlign):
         extra, rate = self.config.extra, data.config.imu_rate_hz
         reach = int(round(float(extra.get("warp_shift_s", 1.0)) * rate))
         spread = float(extra.get("warp_dilation", 0.2))
-        shift = rng.integers(-reach, reach + 1, size=len(index))
+        # drawn for the global batch under torchrun (the same draws on every rank), like the jitter
+        shift = distributed.global_draw(lambda n: rng.integers(-reach, reach + 1, size=n), len(index))
         factor = float(rng.uniform(1 - spread, 1 + spread))
         windows, _ = data.arrays.windows(index, shift_samples=shift, dilation=factor, with_camera=False)
-        warped = torch.from_numpy(data.standardizer(windows))
+        warped = torch.from_numpy(data.standardizer(windows)).to(teacher_logits.device)
         loss = distillation_loss(self.imu_head(self.imu_encoder(warped)), teacher_logits, self.config.temperature)
         return float(extra.get("warp_weight", 1.0)) * loss, {"warp": round(loss.item(), 4)}
