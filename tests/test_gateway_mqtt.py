@@ -294,3 +294,29 @@ def test_without_the_gateway_extra_publish_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert "pip install 'c3t-edge[gateway]'" in lines[0] and "paho-mqtt" in lines[0], lines
+
+
+def test_last_will_says_offline_when_the_gateway_dies(tmp_path):
+    """kill -9 mid-stream: no goodbye, so the broker publishes the connection's last will, the retained
+    status "offline"."""
+    require_default_bundle()
+    broker = Broker(tmp_path)
+    sub = Subscriber(broker)
+    proc = replay("--speed", "10", "--publish", broker.url())
+    try:
+        assert wait_for(lambda: len(sub.events()) >= 1, 60)
+        proc.kill()
+        proc.wait(10)
+
+        def statuses() -> list[dict]:
+            return [m for t, m, _ in list(sub.messages) if t == f"{TOPIC}/{DEVICE}/status"]
+
+        assert wait_for(lambda: statuses()[-1]["state"] == "offline", 10), statuses()
+        assert "without a goodbye" in statuses()[-1]["reason"]
+        assert [s["state"] for s in statuses()[:-1]][-1] == "streaming"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        sub.close()
+        broker.stop()
