@@ -161,19 +161,40 @@ def test_devices_file(tmp_path):
             load_devices(path)
 
 
-def test_a_device_that_fails_leaves_the_others_running(tmp_path):
-    """A devices file with a recording and a serial port that does not exist: the missing one is
-    reported (one line, tagged) at once, the other streams until --duration; exit 1."""
+def test_a_device_that_fails_leaves_the_others_running(tmp_path, tmp_path_factory):
+    """A devices file with a recording, a "port" that cannot be opened (a plain file) and a device
+    that is plugged in only after the start: the broken one is reported (one line, tagged) at once,
+    the late one is waited for and then recognised, the recording streams until --duration; exit 1."""
     require_default_bundle()
+    sim = simulator(tmp_path_factory)
+    csv = write_csv(tmp_path / "session.csv", demo_samples())
+    broken = tmp_path / "not-a-tty"
+    broken.write_text("")
+    late = tmp_path / "ttyLATE"
     path = tmp_path / "devices.toml"
     path.write_text(f'[[device]]\nname = "good"\nport = "replay://{RECORDING}"\n\n'
-                    f'[[device]]\nname = "absent"\nport = "{tmp_path / "ttyNONE"}"\n')
-    result = subprocess.run([sys.executable, "-m", "c3t_edge", "stream", "--devices", str(path), "--duration", "6"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [x for x in result.stderr.splitlines() if x.startswith("[absent]")]
-    assert len(errors) == 1 and "error: cannot open serial port" in errors[0], result.stderr
-    assert "[good] summary: " in result.stderr
-    actions = [x for x in result.stdout.splitlines() if x.startswith("[good]")]
-    assert actions and "swipe left" in actions[0], result.stdout  # the recording's first action, at 4.6 s
+                    f'[[device]]\nname = "broken"\nport = "{broken}"\n\n'
+                    f'[[device]]\nname = "late"\nport = "{late}"\n')
+    stream = subprocess.Popen([sys.executable, "-m", "c3t_edge", "stream", "--devices", str(path), "--duration", "8"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    device = None
+    try:
+        time.sleep(2.0)
+        device = SimOnPty(sim, csv, str(late), "late")  # plugged in now
+        out, err = stream.communicate(timeout=120)
+    finally:
+        if stream.poll() is None:
+            stream.kill()
+            stream.communicate()
+        if device is not None:
+            device.close()
+    assert stream.returncode == 1, err
+    assert "Traceback" not in err
+    errors = [x for x in err.splitlines() if x.startswith("[broken]")]
+    assert len(errors) == 1 and "error: cannot open serial port" in errors[0], err
+    assert f"[late]              .. {late} is not there: waiting for the device to be plugged in" in err, err
+    for name in ("good", "late"):
+        assert f"[{name}] summary: " in err
+        actions = [x for x in out.splitlines() if x.startswith(f"[{name}]") and "no action" not in x]
+        assert actions, out
+    assert "swipe left" in next(x for x in out.splitlines() if x.startswith("[good]"))  # its first, at 4.6 s

@@ -112,7 +112,7 @@ def _run_many(runs, args: argparse.Namespace, view=None) -> int:
         what = str(exc) if isinstance(exc, C3TEdgeError) else f"{type(exc).__name__}: {exc}"
         run.sink(Notice(f"error: {what} (the other devices go on)"))
 
-    coro = run_devices(runs, duration_s=args.duration, on_error=on_error)
+    coro = run_devices(runs, duration_s=args.duration, on_error=on_error, wait_for_ports=True)
     results = run_async(coro if view is None else view.serve(coro))
     if results is None:
         return 130

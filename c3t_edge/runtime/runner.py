@@ -25,6 +25,8 @@ from c3t_edge.runtime.pipeline import PipelineFeed, StreamPipeline
 
 #: After this many seconds without a decodable sample, say why recognition has not started.
 SILENCE_HINT_S = 3.0
+#: How often a device path that is not there yet (a device not plugged in) is looked for (s).
+PORT_POLL_S = 1.0
 
 
 def process_age_s() -> float | None:
@@ -128,11 +130,13 @@ class DeviceRun:
 
 
 async def run_devices(runs: list[DeviceRun], *, duration_s: float | None = None, handle_signals: bool = True,
-                      stop: asyncio.Event | None = None, on_error=None) -> dict[str, Summary | Exception]:
+                      stop: asyncio.Event | None = None, on_error=None,
+                      wait_for_ports: bool = False) -> dict[str, Summary | Exception]:
     """Run every device of ``runs`` at once until each source ends, ``duration_s`` passes, Ctrl-C /
     SIGTERM, or ``stop`` is set. Each device's summary goes to its own sink. A device whose run
     raises is given to ``on_error(run, exc)`` at once (the others go on); returns, per device name,
-    its :class:`Summary` or the exception that ended it."""
+    its :class:`Summary` or the exception that ended it. ``wait_for_ports``: a device path that does
+    not exist yet (a device not plugged in when the gateway starts) is waited for, not an error."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[int] = []
@@ -146,6 +150,11 @@ async def run_devices(runs: list[DeviceRun], *, duration_s: float | None = None,
     timer = loop.call_later(duration_s, stop.set) if duration_s is not None else None
 
     async def one(run: DeviceRun) -> Summary | Exception:
+        if wait_for_ports and not await _port_appears(run, stop):
+            summary = run.pipeline.summary()
+            summary.extra["stopped"] = "never plugged in"
+            run.sink.summary(summary)
+            return summary
         try:
             return await run_port(run.port, run.pipeline, run.sink, options=run.options,
                                   handle_signals=False, stop=stop)
@@ -162,6 +171,20 @@ async def run_devices(runs: list[DeviceRun], *, duration_s: float | None = None,
         for sig in installed:
             loop.remove_signal_handler(sig)
     return {run.name: result for run, result in zip(runs, results, strict=True)}
+
+
+async def _port_appears(run: DeviceRun, stop: asyncio.Event) -> bool:
+    """Wait until ``run.port``, a device path (not a URL), exists; False when ``stop`` came first."""
+    if "://" in run.port or os.path.exists(run.port):
+        return True
+    run.sink(Notice(f"{run.port} is not there: waiting for the device to be plugged in"))
+    while not os.path.exists(run.port):
+        try:
+            await asyncio.wait_for(stop.wait(), PORT_POLL_S)
+            return False
+        except asyncio.TimeoutError:
+            pass
+    return True
 
 
 def _silence_hint(port: str, transport, pipeline: StreamPipeline, sink) -> None:
