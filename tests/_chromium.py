@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -46,7 +47,10 @@ class Chromium:
     async def __aenter__(self) -> Chromium:
         import aiohttp
 
-        self._profile = tempfile.TemporaryDirectory(prefix="c3t-chromium-")
+        # Chromium's helper processes may still be writing the profile for a moment after the
+        # browser exits; they are killed with it (own process group), and a file they leave behind
+        # does not fail the test.
+        self._profile = tempfile.TemporaryDirectory(prefix="c3t-chromium-", ignore_cleanup_errors=True)
         profile = Path(self._profile.name)
         self.proc = subprocess.Popen(
             [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -54,7 +58,7 @@ class Chromium:
              "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         port = await self._devtools_port(profile / "DevToolsActivePort")
         self._session = aiohttp.ClientSession()
         async with self._session.get(f"http://127.0.0.1:{port}/json/list") as response:
@@ -78,15 +82,22 @@ class Chromium:
             await self._ws.close()
         if self._session is not None:
             await self._session.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        if self.proc is not None:
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+            self._signal_group(signal.SIGKILL)  # the renderer and crashpad helpers too
+            self.proc.wait()
         if self._profile is not None:
             self._profile.cleanup()
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     async def call(self, method: str, **params) -> dict:
         """Send one DevTools command and return its result (events in between are skipped)."""
