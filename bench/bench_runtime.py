@@ -23,10 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/_pty.py: the raw pty pairs the tests use as serial devices
 DEMO = ROOT / "c3t_edge" / "assets" / "demo" / "wrist_session.c3trec"
 TARGETS = {"latency_p99_ms": 5.0, "replay_x_realtime": 500.0, "rss_mb": 150.0, "first_window_s": 1.5}
 
@@ -38,48 +40,76 @@ def demo_frames() -> list[bytes]:
         return [data for _, data in reader.chunks()]
 
 
-def stream_figures(model: str, seconds: float) -> dict:
+def device_frames(seconds: float) -> tuple[bytes, list[bytes]]:
+    """The DEVICE_INFO frame and ``seconds`` of sample frames (5 a second, 10 samples each at 50 Hz):
+    the demo session, repeated as needed, device time running on."""
     import numpy as np
 
-    from c3t_edge.protocol import CommandCode, FrameDecoder, SampleBatch, command_bytes
+    from c3t_edge.protocol import FrameDecoder, SampleBatch
     from c3t_edge.runtime.sessions import Session, session_stream
 
     dec = FrameDecoder()
     x = np.concatenate([i.samples for f in demo_frames() for i in dec.feed(f) if isinstance(i, SampleBatch)])
-    reps = int(np.ceil(seconds / (len(x) / 50.0)))  # the demo session repeated, device time running on
+    reps = int(np.ceil(seconds / (len(x) / 50.0)))
     frames = [d for _, d in session_stream(Session(np.concatenate([x] * reps), 50.0, 1.0, [], np.zeros(6)))]
-    info, samples = frames[0], frames[1:]
-    n_frames = min(len(samples), int(seconds * 5))  # 5 frames (of 10 samples) per second
-    burst = 20  # 4 s: enough for the first 3.6 s window at once
+    return frames[0], frames[1:1 + int(seconds * 5)]
+
+
+@contextmanager
+def stream_on_pty(options: list[str]) -> Iterator[tuple[subprocess.Popen, int, float]]:
+    """`c3t-edge stream --port LINK *options` as a subprocess (stdout and stderr piped, text), LINK a
+    symlink (in a temporary folder) to the slave end of a raw pty pair: the serial device. Yields
+    (the process, the pty's master fd, the launch time in ``time.perf_counter`` s); on exit the process
+    is killed if still running and the pty closed."""
+    from _pty import raw_pty_at
+
     with tempfile.TemporaryDirectory() as tmp:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
         link = os.path.join(tmp, "ttyBENCH")
-        os.symlink(os.ttyname(slave), link)
-        cmd = [sys.executable, "-m", "c3t_edge", "stream", "--port", link, "--json", "--model", model]
+        master, slave = raw_pty_at(link)
+        cmd = [sys.executable, "-m", "c3t_edge", "stream", "--port", link, *options]
         launched = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        start = command_bytes(CommandCode.START)
-        got = b""
-        while start not in got:  # the device waits for the host's START, like c3t-imu-sim --wait-start
-            r, _, _ = select.select([master], [], [], 10)
-            if not r:
+        try:
+            yield proc, master, launched
+        finally:
+            if proc.poll() is None:
                 proc.kill()
-                raise SystemExit("stream never sent START: " + proc.stderr.read())
-            got += os.read(master, 4096)
-        started = time.perf_counter()
-        os.write(master, info + b"".join(samples[:burst]))
-        t0 = time.perf_counter()
-        for i, frame in enumerate(samples[burst:n_frames]):
-            due = t0 + (i + 1) * 0.2
-            time.sleep(max(0.0, due - time.perf_counter()))
-            os.write(master, frame)
-        time.sleep(0.3)
+            os.close(master)
+            os.close(slave)
+
+
+def play(proc: subprocess.Popen, master: int, info: bytes, frames: list[bytes], *, burst: int = 20,
+         start_timeout_s: float = 10.0) -> float:
+    """Send like a device on the pty's ``master`` end (as c3t-imu-sim --wait-start does): wait for the
+    host's START, then ``info`` and ``burst`` frames at once (20 frames: 4 s, enough for the first 3.6 s
+    window), then one frame every 0.2 s (the real 50 Hz pace), then 0.3 s for the last to be handled.
+    Without START within ``start_timeout_s`` seconds ``proc`` (the stream) is killed and its stderr
+    reported. Returns when START came, in ``time.perf_counter`` s."""
+    from c3t_edge.protocol import CommandCode, command_bytes
+
+    start, got = command_bytes(CommandCode.START), b""
+    while start not in got:
+        r, _, _ = select.select([master], [], [], start_timeout_s)
+        if not r:
+            proc.kill()
+            raise SystemExit("stream never sent START: " + proc.stderr.read())
+        got += os.read(master, 4096)
+    started = time.perf_counter()
+    os.write(master, info + b"".join(frames[:burst]))
+    t0 = time.perf_counter()
+    for i, frame in enumerate(frames[burst:]):
+        time.sleep(max(0.0, t0 + (i + 1) * 0.2 - time.perf_counter()))
+        os.write(master, frame)
+    time.sleep(0.3)
+    return started
+
+
+def stream_figures(model: str, seconds: float) -> dict:
+    info, frames = device_frames(seconds)
+    with stream_on_pty(["--json", "--model", model]) as (proc, master, launched):
+        started = play(proc, master, info, frames)
         proc.send_signal(2)
         out, err = proc.communicate(timeout=15)
-        os.close(master)
-        os.close(slave)
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     summary = lines[-1]
     assert summary["type"] == "summary", err

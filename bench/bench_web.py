@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -31,46 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tty
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 TARGETS = {"web_p99_ms": 2.0, "page_delay_ms": 100.0}
-
-
-def device_frames(seconds: float) -> tuple[bytes, list[bytes]]:
-    """The DEVICE_INFO frame and ``seconds`` of sample frames (the demo session, repeated as needed)."""
-    import numpy as np
-    from bench_runtime import demo_frames
-
-    from c3t_edge.protocol import FrameDecoder, SampleBatch
-    from c3t_edge.runtime.sessions import Session, session_stream
-
-    dec = FrameDecoder()
-    x = np.concatenate([i.samples for f in demo_frames() for i in dec.feed(f) if isinstance(i, SampleBatch)])
-    reps = int(np.ceil(seconds / (len(x) / 50.0)))
-    frames = [d for _, d in session_stream(Session(np.concatenate([x] * reps), 50.0, 1.0, [], np.zeros(6)))]
-    return frames[0], frames[1:1 + int(seconds * 5)]
-
-
-def play(master: int, info: bytes, frames: list[bytes], burst: int = 20) -> None:
-    """Wait for the host's START, then send like a device: a 4 s burst, then one frame every 0.2 s."""
-    from c3t_edge.protocol import CommandCode, command_bytes
-
-    start, got = command_bytes(CommandCode.START), b""
-    while start not in got:
-        r, _, _ = select.select([master], [], [], 30)
-        if not r:
-            raise SystemExit("stream never sent START")
-        got += os.read(master, 4096)
-    os.write(master, info + b"".join(frames[:burst]))
-    t0 = time.perf_counter()
-    for i, frame in enumerate(frames[burst:]):
-        time.sleep(max(0.0, t0 + (i + 1) * 0.2 - time.perf_counter()))
-        os.write(master, frame)
-    time.sleep(0.3)
 
 
 def free_port() -> int:
@@ -99,41 +64,30 @@ def start_broker(tmp: str) -> tuple[subprocess.Popen, int]:
 async def run_stream(seconds: float, *, web: bool, publish: str | None, model: str) -> dict:
     """One stream run on a pty; its summary, and the page's delays when ``web``."""
     from _chromium import Chromium
+    from bench_runtime import device_frames, play, stream_on_pty
 
     info, frames = device_frames(seconds)
-    with tempfile.TemporaryDirectory() as tmp:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
-        link = os.path.join(tmp, "ttyBENCH")
-        os.symlink(os.ttyname(slave), link)
-        cmd = [sys.executable, "-m", "c3t_edge", "stream", "--port", link, "--json", "--windows", "--model", model]
-        cmd += ["--web", "127.0.0.1:0"] if web else []
-        cmd += ["--publish", publish] if publish else []
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        page: dict = {}
-        try:
-            if web:
-                line = ""
-                while not line.startswith("web view: "):
-                    line = await asyncio.to_thread(proc.stderr.readline)
-                    if not line:
-                        raise SystemExit(f"stream ended without a web view: {proc.stderr.read()}")
-                url = line.split()[2]
-                async with Chromium() as browser:
-                    await browser.navigate(url)
-                    await browser.wait_for("window.c3t && c3t.server === 'connected'")
-                    await asyncio.to_thread(play, master, info, frames)
-                    page = await browser.evaluate("({delays: c3t.delays, messages: c3t.messages, view: c3t.view})")
-            else:
-                await asyncio.to_thread(play, master, info, frames)
-            proc.send_signal(signal.SIGINT)
-            out, err = await asyncio.to_thread(proc.communicate, timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            os.close(master)
-            os.close(slave)
+    options = ["--json", "--windows", "--model", model]
+    options += ["--web", "127.0.0.1:0"] if web else []
+    options += ["--publish", publish] if publish else []
+    page: dict = {}
+    with stream_on_pty(options) as (proc, master, _launched):
+        if web:
+            line = ""
+            while not line.startswith("web view: "):
+                line = await asyncio.to_thread(proc.stderr.readline)
+                if not line:
+                    raise SystemExit(f"stream ended without a web view: {proc.stderr.read()}")
+            url = line.split()[2]
+            async with Chromium() as browser:
+                await browser.navigate(url)
+                await browser.wait_for("window.c3t && c3t.server === 'connected'")
+                await asyncio.to_thread(play, proc, master, info, frames, start_timeout_s=30)
+                page = await browser.evaluate("({delays: c3t.delays, messages: c3t.messages, view: c3t.view})")
+        else:
+            await asyncio.to_thread(play, proc, master, info, frames, start_timeout_s=30)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
     lines = [json.loads(line) for line in out.splitlines()]
     summary = lines[-1]
     assert summary["type"] == "summary", err
