@@ -2,8 +2,9 @@
  * main.c - the c3t-edge device on a Cortex-M4F (QEMU mps2-an386): the CSV compiled into flash is the sensor.
  *
  * The same device library as the Arduino sketch (firmware_bridge/src), the same commands (START, STOP,
- * SEND_INFO, HELLO) and the same sample path: physical values (g, deg/s) quantized to int16 counts at the
- * scales DEVICE_INFO declares, sent as IMU frames of SAMPLES_PER_FRAME samples on UART0.
+ * SEND_INFO, HELLO: answered by c3t_device_handle) and the same sample path: physical values (g, deg/s)
+ * quantized to int16 counts at the scales DEVICE_INFO declares, sent as IMU frames of SAMPLES_PER_FRAME
+ * samples on UART0.
  *
  * Timing: SysTick fires once per sample period (C3T_CSV_RATE_HZ x C3T_CSV_SPEED per host second) and counts
  * ticks; device time is ticks x the nominal period (1e6 / C3T_CSV_RATE_HZ us), so with a SPEED above 1 the
@@ -18,7 +19,7 @@
 #include <string.h>
 
 #include "c3t_csv_samples.h"
-#include "c3t_proto.h"
+#include "c3t_device.h"
 #include "cmsdk.h"
 
 #define SAMPLES_PER_FRAME 10u
@@ -38,13 +39,13 @@ static volatile uint32_t rx_head, rx_tail;
 static c3t_encoder_t enc;
 static c3t_device_info_t info;
 static c3t_command_parser_t parser;
+static c3t_device_t device; /* device.running: the CSV is playing */
 static uint8_t wire_buf[C3T_IMU_WIRE_MAX(SAMPLES_PER_FRAME, N_CHANNELS) + 200u];
 static int16_t batch[SAMPLES_PER_FRAME * N_CHANNELS];
 static uint32_t n_batch, batch_t_us;
 static uint32_t next_row; /* next CSV row to play */
 static uint32_t now_us;   /* device time of the current tick */
 static uint32_t now_rem;  /* remainder of 1e6 / rate carried between ticks, to keep device time exact */
-static int running;
 
 void c3t_systick_handler(void)
 {
@@ -103,15 +104,6 @@ static void start_sample_clock(void)
     SYST_CSR = 0x7u; /* enabled, interrupt, processor clock */
 }
 
-static int16_t quantize(float value, float scale)
-{
-    float q = value / scale;
-    q += (q >= 0.0f) ? 0.5f : -0.5f;
-    if (q > 32767.0f) return 32767;
-    if (q < -32768.0f) return -32768;
-    return (int16_t)q;
-}
-
 static void send_info(void)
 {
     send(wire_buf, c3t_encode_info(&enc, now_us, &info, wire_buf, sizeof wire_buf));
@@ -131,69 +123,18 @@ static void flush_batch(void)
     }
 }
 
-static void handle_command(const c3t_command_t *cmd)
+/* START: a new frame begins with the first sample played. */
+static void start_playing(void)
 {
-    switch (cmd->code) {
-    case C3T_CMD_START:
-        send_event(C3T_EVENT_ACK, cmd->code, "");
-        if (!running) {
-            running = 1;
-            n_batch = 0u;
-            send_event(C3T_EVENT_STARTED, 0, "");
-        }
-        break;
-    case C3T_CMD_STOP:
-        send_event(C3T_EVENT_ACK, cmd->code, "");
-        if (running) {
-            flush_batch();
-            running = 0;
-            send_event(C3T_EVENT_STOPPED, 0, "");
-        }
-        break;
-    case C3T_CMD_SEND_INFO:
-        send_event(C3T_EVENT_ACK, cmd->code, "");
-        send_info();
-        break;
-    case C3T_CMD_HELLO:
-        if (cmd->n_args < 1u || cmd->args[0] < info.protocol_min) {
-            send_event(C3T_EVENT_NACK, cmd->code, "unsupported protocol version");
-        } else {
-            enc.version = cmd->args[0] < info.protocol_max ? cmd->args[0] : info.protocol_max;
-            send_event(C3T_EVENT_ACK, cmd->code, "");
-            send_info();
-        }
-        break;
-    default:
-        send_event(C3T_EVENT_NACK, cmd->code, "unknown command");
-    }
+    n_batch = 0u;
 }
 
 static void describe_device(uint32_t boot_id)
 {
-    memset(&info, 0, sizeof info);
-    info.protocol_min = C3T_PROTOCOL_VERSION;
-    info.protocol_max = C3T_PROTOCOL_VERSION;
+    c3t_device_info_imu6(&info, "c3t-qemu-m4", (float)C3T_CSV_RATE_HZ, SAMPLES_PER_FRAME, ACC_RANGE_G,
+                         GYRO_RANGE_DPS);
     info.fw_major = 1u;
-    info.n_channels = N_CHANNELS;
-    info.max_samples_per_frame = SAMPLES_PER_FRAME;
-    info.sample_rate_hz = (float)C3T_CSV_RATE_HZ;
     info.boot_id = boot_id;
-    for (uint8_t i = 0; i < N_CHANNELS; ++i) {
-        c3t_channel_t *c = &info.channels[i];
-        c->kind = i < 3u ? C3T_KIND_ACC : C3T_KIND_GYRO;
-        c->axis = (uint8_t)(i % 3u);
-        c->unit = i < 3u ? C3T_UNIT_G : C3T_UNIT_DEG_PER_S;
-        c->range = i < 3u ? ACC_RANGE_G : GYRO_RANGE_DPS;
-        c->scale = c->range / 32768.0f;
-    }
-    memcpy(info.name, "c3t-qemu-m4", sizeof "c3t-qemu-m4");
-}
-
-/* One parser result: run a command, or say that a command of another protocol version was dropped. */
-static void on_parsed(int result, const c3t_command_t *cmd)
-{
-    if (result == C3T_PARSE_COMMAND) handle_command(cmd);
-    if (result == C3T_PARSE_UNSUPPORTED) send_event(C3T_EVENT_UNSUPPORTED, cmd->version, "unsupported protocol version");
 }
 
 static void poll_commands(void)
@@ -202,7 +143,7 @@ static void poll_commands(void)
     while (rx_tail != rx_head) {
         uint8_t byte = rx_ring[rx_tail & (RX_RING_SIZE - 1u)];
         rx_tail++;
-        on_parsed(c3t_command_parser_push(&parser, byte, &cmd), &cmd);
+        c3t_device_handle(&device, c3t_command_parser_push(&parser, byte, &cmd), &cmd);
     }
 }
 
@@ -212,14 +153,14 @@ static void take_sample(void)
     const float *row = c3t_csv_samples[next_row];
     if (n_batch == 0u) batch_t_us = now_us;
     for (uint32_t c = 0; c < N_CHANNELS; ++c) {
-        batch[n_batch * N_CHANNELS + c] = quantize(row[c], info.channels[c].scale);
+        batch[n_batch * N_CHANNELS + c] = c3t_quantize(row[c], info.channels[c].scale);
     }
     if (++n_batch == SAMPLES_PER_FRAME) flush_batch();
     if (++next_row < C3T_CSV_N_SAMPLES) return;
     next_row = 0u;
     if (!C3T_CSV_LOOP) {
         flush_batch();
-        running = 0;
+        device.running = 0u;
         send_event(C3T_EVENT_STOPPED, 0, "end of data");
     }
 }
@@ -248,10 +189,13 @@ int main(void)
 {
     uint32_t ticks_done = 0u;
     const uint8_t delimiter = 0u;
+    /* STOP sends the partial frame before STOPPED. */
+    const c3t_device_io_t io = {send_event, send_info, start_playing, flush_batch};
     uart_init();
     c3t_encoder_init(&enc);
     c3t_command_parser_init(&parser);
     describe_device(jitter_boot_id());
+    c3t_device_init(&device, &enc, &info, &io, 0u);
     send(&delimiter, 1u); /* ends any partial frame a receiver may hold */
     send_info();          /* sequence 0, BOOT flag */
     send_event(C3T_EVENT_BOOT, 0, "c3t-qemu-m4");
@@ -262,7 +206,7 @@ int main(void)
         while (ticks_done != tick_count) {
             ticks_done++;
             advance_device_time();
-            if (running) take_sample();
+            if (device.running) take_sample();
         }
     }
 }

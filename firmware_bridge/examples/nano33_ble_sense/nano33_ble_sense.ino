@@ -3,8 +3,8 @@
  *
  * Streams accelerometer (g) and gyroscope (deg/s) samples in the c3t-edge wire protocol
  * (firmware_bridge/PROTOCOL.md) over USB serial AND over Bluetooth LE (Nordic UART Service), and
- * answers host commands (START, STOP, SEND_INFO, HELLO) from either. Set C3T_TEXT_MODE to 1 for
- * the plain-text mode of the Edge Impulse data forwarder instead (USB serial only).
+ * answers host commands (START, STOP, SEND_INFO, HELLO: c3t_device_handle) from either. Set C3T_TEXT_MODE
+ * to 1 for the plain-text mode of the Edge Impulse data forwarder instead (USB serial only).
  *
  * Written against (sketch.yaml pins them; the calls below checked against these versions' sources):
  *     board core  arduino:mbed_nano 4.6.0 (board "Arduino Nano 33 BLE", arduino:mbed_nano:nano33ble)
@@ -29,7 +29,7 @@
 #endif
 #include <ArduinoBLE.h>
 
-#include "src/c3t/c3t_proto.h"
+#include "src/c3t/c3t_device.h"
 
 #ifndef C3T_TEXT_MODE
 #define C3T_TEXT_MODE 0
@@ -51,11 +51,11 @@ static c3t_encoder_t enc;
 static c3t_device_info_t info;
 static c3t_command_parser_t serial_parser;
 static c3t_command_parser_t ble_parser;
+static c3t_device_t device; /* device.running: samples are streamed */
 static uint8_t wire_buf[C3T_IMU_WIRE_MAX(SAMPLES_PER_FRAME, 6) + 200];
 static int16_t batch[SAMPLES_PER_FRAME * 6];
 static int n_batch = 0;
 static uint32_t batch_t_us = 0;
-static bool running = true;
 static bool ble_ok = false;
 
 /* Output data rate (Hz). Arduino_LSM9DS1 reports its fixed 119 Hz. Arduino_BMI270_BMM150 configures
@@ -88,15 +88,6 @@ static void read_imu(float v[6])
 #endif
 }
 
-static int16_t quantize(float value, float scale)
-{
-    float q = value / scale;
-    q += (q >= 0.0f) ? 0.5f : -0.5f;
-    if (q > 32767.0f) return 32767;
-    if (q < -32768.0f) return -32768;
-    return (int16_t)q;
-}
-
 /* Send one wire frame on every link: USB serial, and BLE when a central subscribed. */
 static void send(const uint8_t *buf, size_t len)
 {
@@ -120,52 +111,16 @@ static void send_event(uint8_t code, uint16_t detail, const char *msg)
     send(wire_buf, c3t_encode_event(&enc, micros(), code, detail, msg, strlen(msg), wire_buf, sizeof wire_buf));
 }
 
-static void handle_command(const c3t_command_t *cmd)
+/* START: a new frame begins with the next sample (a partial one from before STOP is dropped). */
+static void start_streaming(void)
 {
-    switch (cmd->code) {
-    case C3T_CMD_START:
-        send_event(C3T_EVENT_ACK, cmd->code, "");
-        if (!running) { running = true; n_batch = 0; send_event(C3T_EVENT_STARTED, 0, ""); }
-        break;
-    case C3T_CMD_STOP:
-        send_event(C3T_EVENT_ACK, cmd->code, "");
-        if (running) { running = false; send_event(C3T_EVENT_STOPPED, 0, ""); }
-        break;
-    case C3T_CMD_SEND_INFO:
-        send_event(C3T_EVENT_ACK, cmd->code, "");
-        send_info();
-        break;
-    case C3T_CMD_HELLO:
-        if (cmd->n_args < 1 || cmd->args[0] < info.protocol_min) {
-            send_event(C3T_EVENT_NACK, cmd->code, "unsupported protocol version");
-        } else {
-            enc.version = cmd->args[0] < info.protocol_max ? cmd->args[0] : info.protocol_max;
-            send_event(C3T_EVENT_ACK, cmd->code, "");
-            send_info();
-        }
-        break;
-    default:
-        send_event(C3T_EVENT_NACK, cmd->code, "unknown command");
-    }
+    n_batch = 0;
 }
 
 static void describe_device(void)
 {
-    memset(&info, 0, sizeof info);
-    info.protocol_min = C3T_PROTOCOL_VERSION;
-    info.protocol_max = C3T_PROTOCOL_VERSION;
+    c3t_device_info_imu6(&info, "c3t-nano33", imu_rate_hz(), SAMPLES_PER_FRAME, ACC_RANGE_G, GYRO_RANGE_DPS);
     info.fw_major = 1;
-    info.n_channels = 6;
-    info.max_samples_per_frame = SAMPLES_PER_FRAME;
-    info.sample_rate_hz = imu_rate_hz();
-    for (int i = 0; i < 6; ++i) {
-        c3t_channel_t *c = &info.channels[i];
-        c->kind = i < 3 ? C3T_KIND_ACC : C3T_KIND_GYRO;
-        c->axis = (uint8_t)(i % 3);
-        c->unit = i < 3 ? C3T_UNIT_G : C3T_UNIT_DEG_PER_S;
-        c->range = i < 3 ? ACC_RANGE_G : GYRO_RANGE_DPS;
-        c->scale = c->range / 32768.0f;
-    }
     /* nRF52840 factory id; boot id from the hardware random number generator */
     uint32_t id0 = NRF_FICR->DEVICEID[0], id1 = NRF_FICR->DEVICEID[1];
     for (int i = 0; i < 4; ++i) {
@@ -180,7 +135,6 @@ static void describe_device(void)
     }
     NRF_RNG->TASKS_STOP = 1;
     if (info.boot_id == 0) info.boot_id = 1;
-    strncpy(info.name, "c3t-nano33", C3T_MAX_NAME);
 }
 
 void setup()
@@ -200,6 +154,8 @@ void setup()
         }
     }
     describe_device();
+    const c3t_device_io_t io = {send_event, send_info, start_streaming, NULL};
+    c3t_device_init(&device, &enc, &info, &io, 1);
 #if C3T_TEXT_MODE
     Serial.println(); /* an empty first line: the host drops the first (maybe partial) line */
 #else
@@ -219,18 +175,11 @@ void setup()
 #endif
 }
 
-/* One parser result: run a command, or say that a command of another protocol version was dropped. */
-static void on_parsed(int result, const c3t_command_t *cmd)
-{
-    if (result == C3T_PARSE_COMMAND) handle_command(cmd);
-    if (result == C3T_PARSE_UNSUPPORTED) send_event(C3T_EVENT_UNSUPPORTED, cmd->version, "unsupported protocol version");
-}
-
 static void poll_commands(void)
 {
     c3t_command_t cmd;
     while (Serial.available() > 0) {
-        on_parsed(c3t_command_parser_push(&serial_parser, (uint8_t)Serial.read(), &cmd), &cmd);
+        c3t_device_handle(&device, c3t_command_parser_push(&serial_parser, (uint8_t)Serial.read(), &cmd), &cmd);
     }
     if (!ble_ok) return;
     static bool was_subscribed = false;
@@ -242,7 +191,7 @@ static void poll_commands(void)
         const uint8_t *data = rx.value();
         int len = rx.valueLength();
         for (int i = 0; i < len; ++i) {
-            on_parsed(c3t_command_parser_push(&ble_parser, data[i], &cmd), &cmd);
+            c3t_device_handle(&device, c3t_command_parser_push(&ble_parser, data[i], &cmd), &cmd);
         }
     }
 }
@@ -253,7 +202,7 @@ void loop()
 #if !C3T_TEXT_MODE
     poll_commands();
 #endif
-    if (!running || !IMU.accelerationAvailable() || !IMU.gyroscopeAvailable()) return;
+    if (!device.running || !IMU.accelerationAvailable() || !IMU.gyroscopeAvailable()) return;
     uint32_t now = micros();
     read_imu(v);
 #if C3T_TEXT_MODE
@@ -263,7 +212,7 @@ void loop()
     (void)now;
 #else
     if (n_batch == 0) batch_t_us = now;
-    for (int i = 0; i < 6; ++i) batch[n_batch * 6 + i] = quantize(v[i], info.channels[i].scale);
+    for (int i = 0; i < 6; ++i) batch[n_batch * 6 + i] = c3t_quantize(v[i], info.channels[i].scale);
     if (++n_batch == SAMPLES_PER_FRAME) {
         send(wire_buf, c3t_encode_imu(&enc, batch_t_us, batch, SAMPLES_PER_FRAME, 6, wire_buf, sizeof wire_buf));
         n_batch = 0;
