@@ -92,12 +92,14 @@ def test_demo_recording_golden_accuracy_and_timing(fp32):
     check_golden("demo_wrist_session", fp32, DEMO, events, score)
     # event level: nothing during rest, at least 15 of 16 actions named by their first event and at most
     # 2 repeated events (floors for any bundle; the golden pins this one's events: the shipped
-    # distill-align bundle gets 15/16 with 2 repeated - "catch" at the end of "draw circle" before
-    # "draw triangle", and "arm curl" after "clap" -, the former CA bundle got 16/16 with none);
-    # "no action" comes only after an action, never twice in a row, and ends the session
+    # distill-align-warp bundle gets 16/16 with none, the former distill-align bundle 15/16 with 2
+    # repeated, the CA bundle before it 16/16 with none);
+    # "no action" comes only after an action and never twice in a row. (The recording ends 1.0 s after
+    # its last action, less than one 3.6 s window, so whether a "no action" closes it depends on the
+    # bundle: the distill-align-warp bundle is still on "pickup and throw" at the end.)
     assert score.accuracy >= 15 / 16 and score.false_events == 0 and score.extra_events <= 2, score.as_dict()
     idle = [e.label is None for e in acts]
-    assert not idle[0] and idle[-1] and not any(a and b for a, b in zip(idle[:-1], idle[1:], strict=True)), idle
+    assert not idle[0] and not any(a and b for a, b in zip(idle[:-1], idle[1:], strict=True)), idle
     # timing: every action is named by some event, the first of them after at least 1 s of it was seen
     # and at the latest one window after it ended; the window that decided it overlaps the action
     for m, seg in zip(score.matches, truth, strict=True):
@@ -153,8 +155,8 @@ def test_all_wrist_actions_session_golden(fp32, all_wrist_session):
                          slack_s=fp32.spec.window_s)
     check_golden("all_wrist_actions", fp32, path, events, score, built=True)
     # floors for any bundle (the golden pins this one's events): the shipped no-IMU-label model
-    # (distill-align) gets 20/21 on this session, whose trials 1-2 it never saw as IMU, and changes its
-    # mind within 1 action (the former CA bundle: 18/21 and 3)
+    # (distill-align-warp) gets 20/21 on this session, whose trials 1-2 it never saw as IMU, and changes
+    # its mind within 1 action (the former distill-align bundle: 20/21 and 1; the CA bundle: 18/21 and 3)
     assert score.accuracy >= 0.8 and score.false_events <= 1 and score.extra_events <= 3, score.as_dict()
     assert score.detected >= 20
     assert sorted(score.delays_s)[len(score.delays_s) // 2] <= 0.5  # median: before the action ends
