@@ -44,7 +44,7 @@ def test_device_library_fits_its_cortex_m4_budget(firmware_copy):
     proc = make_m4_size(firmware_copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(proc.stdout)  # the size table, for the log
-    assert "(TOTALS)" in proc.stdout  # arm-none-eabi-size's table of the four objects
+    assert "(TOTALS)" in proc.stdout  # arm-none-eabi-size's table of the library objects
     m = _LINE.search(proc.stdout)
     assert m, proc.stdout
     flash, flash_budget, ram, ram_budget = (int(v) for v in m.groups()[:4])
