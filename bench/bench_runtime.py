@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,9 +56,10 @@ def device_frames(seconds: float) -> tuple[bytes, list[bytes]]:
 
 
 @contextmanager
-def stream_on_pty(options: list[str]) -> Iterator[tuple[subprocess.Popen, int, float]]:
+def stream_on_pty(options: list[str], prefix: Sequence[str] = ()) -> Iterator[tuple[subprocess.Popen, int, float]]:
     """`c3t-edge stream --port LINK *options` as a subprocess (stdout and stderr piped, text), LINK a
-    symlink (in a temporary folder) to the slave end of a raw pty pair: the serial device. Yields
+    symlink (in a temporary folder) to the slave end of a raw pty pair: the serial device; ``prefix``
+    runs it under another command (e.g. ``taskset -c 1``). Yields
     (the process, the pty's master fd, the launch time in ``time.perf_counter`` s); on exit the process
     is killed if still running and the pty closed."""
     from _pty import raw_pty_at
@@ -66,7 +67,7 @@ def stream_on_pty(options: list[str]) -> Iterator[tuple[subprocess.Popen, int, f
     with tempfile.TemporaryDirectory() as tmp:
         link = os.path.join(tmp, "ttyBENCH")
         master, slave = raw_pty_at(link)
-        cmd = [sys.executable, "-m", "c3t_edge", "stream", "--port", link, *options]
+        cmd = [*prefix, sys.executable, "-m", "c3t_edge", "stream", "--port", link, *options]
         launched = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

@@ -15,7 +15,7 @@ and the ratio of p99 with the page open to p99 alone; and the page-update delay 
 browser*: for every window decided while the page was open, the page's receipt time minus the
 decision's host time carried in the message (same machine, same clock), p50/p99/max.
 
-    .venv/bin/python bench/bench_web.py [--seconds 30] [--rounds 2] [--mqtt] [--json OUT]
+    .venv/bin/python bench/bench_web.py [--seconds 30] [--rounds 2] [--mqtt] [--pin-core N] [--json OUT]
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +62,10 @@ def start_broker(tmp: str) -> tuple[subprocess.Popen, int]:
     raise SystemExit("mosquitto did not start")
 
 
-async def run_stream(seconds: float, *, web: bool, publish: str | None, model: str) -> dict:
-    """One stream run on a pty; its summary, and the page's delays when ``web``."""
+async def run_stream(seconds: float, *, web: bool, publish: str | None, model: str,
+                     prefix: Sequence[str] = ()) -> dict:
+    """One stream run on a pty (under the command ``prefix``); its summary, and the page's delays when
+    ``web``."""
     from _chromium import Chromium
     from bench_runtime import device_frames, play, stream_on_pty
 
@@ -71,7 +74,7 @@ async def run_stream(seconds: float, *, web: bool, publish: str | None, model: s
     options += ["--web", "127.0.0.1:0"] if web else []
     options += ["--publish", publish] if publish else []
     page: dict = {}
-    with stream_on_pty(options) as (proc, master, _launched):
+    with stream_on_pty(options, prefix) as (proc, master, _launched):
         if web:
             line = ""
             while not line.startswith("web view: "):
@@ -176,7 +179,8 @@ def run_rounds(args) -> dict[str, dict]:
             for r in range(args.rounds):
                 for name in configs[r % len(configs):] + configs[:r % len(configs)]:
                     publish = f"mqtt://127.0.0.1:{port}/bench" if name == "web+mqtt" else None
-                    run = asyncio.run(run_stream(args.seconds, web=name != "alone", publish=publish, model=args.model))
+                    run = asyncio.run(run_stream(args.seconds, web=name != "alone", publish=publish, model=args.model,
+                                                 prefix=pinned_prefix(args.pin_core)))
                     pooled[name]["latencies"] += run["latencies"]
                     pooled[name]["delays"] += run["page"].get("delays", [])
                     pooled[name]["windows"] += run["summary"]["windows"]
@@ -188,6 +192,20 @@ def run_rounds(args) -> dict[str, dict]:
     return pooled
 
 
+def pinned_prefix(core: int | None) -> list[str]:
+    """``taskset -c CORE`` for the stream under test ([] without ``--pin-core``)."""
+    return [] if core is None else ["taskset", "-c", str(core)]
+
+
+def pin_others_away(core: int) -> None:
+    """This process - and what it starts after this: the browser, the broker - leave ``core`` to the stream."""
+    others = set(os.sched_getaffinity(0)) - {core}
+    if core not in os.sched_getaffinity(0) or not others:
+        raise SystemExit(f"--pin-core {core}: needs that core and at least one other "
+                         f"(have {sorted(os.sched_getaffinity(0))})")
+    os.sched_setaffinity(0, others)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
@@ -195,11 +213,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs per configuration, interleaved")
     parser.add_argument("--mqtt", action="store_true", help="also runs with --publish to a loopback Mosquitto")
     parser.add_argument("--json", metavar="OUT", help="also write the figures to OUT")
+    parser.add_argument("--pin-core", type=int, metavar="N",
+                        help="run the stream under test alone on CPU N, and the bench's device, browser and broker "
+                             "on the others (what the view costs the pipeline, without their own CPU in its way)")
     args = parser.parse_args()
+    if args.pin_core is not None:
+        pin_others_away(args.pin_core)
     load_before = os.getloadavg()[0]
     pooled = run_rounds(args)
+    pinned = "" if args.pin_core is None else f"; stream pinned alone to CPU {args.pin_core}"
     print(f"web view bench ({args.model} bundle; {args.rounds} x {args.seconds:g} s at 50 Hz per configuration, "
-          f"interleaved; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+          f"interleaved{pinned}; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"  {'run':<10s} {'windows':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}   added latency "
           "(frame arrival -> decision)")
     figures = {}
