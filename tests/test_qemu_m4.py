@@ -185,14 +185,6 @@ def demo_firmware(tmp_path_factory, demo_csv) -> Path:
     return build_firmware(tmp_path_factory, "demo", CSV=demo_csv, SPEED=DEMO_SPEED)
 
 
-@pytest.fixture(scope="module")
-def reboot_firmware(tmp_path_factory, demo_csv) -> Path:
-    """The demo session played at 5x: slow enough that a stream on a loaded machine has seen three
-    actions long before the device reaches the end of its data (at 20x it could lag past the end, and
-    the device then stops streaming before the test pulls its power)."""
-    return build_firmware(tmp_path_factory, "reboot", CSV=demo_csv, SPEED=5)
-
-
 def _after_reset(lines: list[dict]) -> tuple[list[dict], list[dict]]:
     """The actions before and after the first reset gap, in stream order (after: [] until there is one)."""
     lines = list(lines)
@@ -310,13 +302,13 @@ def test_stream_recognises_the_demo_session_as_replay_does(demo_firmware):
     assert summary["samples"] == len(demo_samples()) and not summary["torch_imported"]
 
 
-def test_qemu_killed_and_restarted_mid_stream_is_a_device_reboot(reboot_firmware):
+def test_qemu_killed_and_restarted_mid_stream_is_a_device_reboot(demo_firmware):
     """The board loses power after the third action and boots again: the stream reconnects, reports one
     reset (not a link gap: the device's sequence and clock restarted), restarts its windows (the first
     action after it needs a whole window of new samples) and recognises the session again from its start."""
     require_default_bundle()
     golden = [r for r in golden_events() if r[0] == "action"]
-    device = QemuDevice(reboot_firmware, free_port())
+    device = QemuDevice(demo_firmware, free_port())
     device.start()
     stream = JsonStream(f"socket://127.0.0.1:{device.port}")
     try:
