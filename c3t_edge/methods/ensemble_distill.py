@@ -1,0 +1,116 @@
+"""``ensemble-distill``: one IMU student distilled from several label-free IMU models at once. Beyond
+the paper.
+
+ST and C3T make different mistakes (ST copies the teacher's soft labels, C3T reads aligned IMU steps
+through a head that only saw camera latents): on the development split one of the two is right on
+about 87% of the test windows while each alone is right on about 80%. Their averaged prediction is
+therefore a better label-free teacher than either, and because both are IMU models it can be
+computed on any IMU window - including windows whose camera clip says nothing, such as shifted ones.
+This method trains the members, then distils their averaged prediction into one fresh student of
+the usual shape, so the bundle stays one model (no ensemble at run time). No IMU label is read: the
+members read none, and the student learns only their outputs on the unlabelled paired windows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from c3t_edge import distributed
+from c3t_edge.errors import C3TEdgeError
+from c3t_edge.methods.alignment import distillation_loss
+from c3t_edge.methods.base import Method, MethodData, TrainConfig, optimise, sample_indices
+from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
+
+#: TrainConfig fields a member takes from the ensemble's own configuration (the data it sees, the
+#: budget per stage, the seed); the rest (temperature, head, method options) are the member's defaults.
+_SHARED_FIELDS = ("camera", "placement", "seed", "steps", "batch_size", "lr", "weight_decay", "latent_dim",
+                  "jitter_s", "misalign_s", "channels", "preprocess")
+
+#: Members that may be named in ``members``: label-free IMU methods, plus ``camera`` (the camera
+#: teacher's prediction of the paired camera clip of the same window).
+MEMBER_METHODS = ("st", "c3t", "distill-align", "ca", "camera")
+
+
+class EnsembleDistill(Method):
+    """Stage 1: the shared camera teacher (as ``st`` trains it). Stage 2: each member of
+    ``members`` trained as its method does by default (same seed, steps per stage and data). Stage 3:
+    a fresh IMU encoder + head on the paired windows, minimising distillation(student logits,
+    members' averaged prediction; ``config.temperature``), where the averaged prediction is the mean
+    of the members' class probabilities at that temperature on the same (jittered) window.
+
+    ``extra``: ``members`` (``"st,c3t"``; comma-separated names from :data:`MEMBER_METHODS`),
+    ``student_head`` (default ``config.head``), ``student_steps`` (default ``steps``).
+    """
+
+    name = "ensemble-distill"
+
+    def build_modules(self, n_classes, camera_step_shape=None) -> None:
+        self.camera_encoder = self._new_camera_encoder(camera_step_shape)
+        self.camera_head = self._new_head(n_classes)
+        self.imu_encoder = self._new_imu_encoder()
+        self.imu_head = self._new_head(n_classes, self.config.extra.get("student_head"))
+
+    def member_names(self) -> list[str]:
+        names = [n.strip() for n in str(self.config.extra.get("members", "st,c3t")).split(",") if n.strip()]
+        unknown = [n for n in names if n not in MEMBER_METHODS]
+        if len(names) < 2 or unknown or len(set(names)) != len(names):
+            raise C3TEdgeError(f"{self.name}: members={self.config.extra.get('members')!r}: give two or more "
+                               f"different names from {', '.join(MEMBER_METHODS)}")
+        return names
+
+    def member_config(self, name: str) -> TrainConfig:
+        """The configuration member ``name`` trains with: its defaults, on this run's data and budget."""
+        from c3t_edge.methods import default_config  # the registry imports this module
+
+        shared = {f: getattr(self.config, f) for f in _SHARED_FIELDS}
+        return default_config(name, **shared)
+
+    def optimiser_steps(self) -> int:
+        from c3t_edge.methods import build_method
+
+        own = int(self.config.extra.get("student_steps", self.config.steps))
+        members = [build_method(self.member_config(n)).optimiser_steps() - self._camera_steps()
+                   for n in self.member_names() if n != "camera"]
+        return self._camera_steps() + sum(members) + own
+
+    def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
+        from c3t_edge.methods import build_method
+
+        cfg = self.config
+        names = self.member_names()
+        self.build_modules(data.n_classes, data.arrays.camera_shape)
+        history = train_camera_classifier(self, data, rng, progress, desc=f"{self.name} teacher")
+        self.camera_encoder.eval()
+        self.camera_head.eval()
+        device = distributed.current().device
+        members = []
+        for name in names:
+            if name == "camera":
+                continue
+            member = build_method(self.member_config(name)).fit(data, progress=progress)
+            history += [{**row, "member": name} for row in member.history_]
+            members.append(member.imu_recognizer().to(device).eval())
+        # Seeded on its own, so the student does not depend on what the members drew.
+        torch.manual_seed(cfg.seed + 3_000_017)
+        rng = np.random.default_rng([cfg.seed, 4])
+        camera = frozen_camera_latents(self, data, data.paired, jitter_s=cfg.jitter_s,
+                                       misalign_s=cfg.misalign_s).map(self.camera_head)
+        temperature = cfg.temperature
+
+        def step(_):
+            imu, camera_logits = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
+            with torch.no_grad():
+                logits = [member(imu) for member in members]
+                if "camera" in names:
+                    logits.append(camera_logits)
+                probabilities = torch.stack([torch.softmax(z / temperature, dim=-1) for z in logits]).mean(0)
+                # logits whose softmax at ``temperature`` is the averaged prediction
+                target = temperature * torch.log(probabilities.clamp_min(1e-8))
+            student = self.imu_head(self.imu_encoder(imu))
+            return distillation_loss(student, target, temperature), {}
+
+        steps = int(cfg.extra.get("student_steps", cfg.steps))
+        history += optimise([self.imu_encoder, self.imu_head], steps, cfg, step, desc=f"{self.name} student",
+                            progress=progress)
+        self.history_ = history
