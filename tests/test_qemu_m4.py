@@ -4,8 +4,11 @@ device that ``c3t-edge record`` and ``stream`` reach over TCP (``socket://``), a
 - the samples the firmware sends are the CSV's, quantized at the scales its DEVICE_INFO declares;
 - ``stream`` recognises the shipped demo session played by the firmware exactly as ``replay`` does on the
   host (the golden events), shifted only by the device's clock origin;
-- QEMU killed mid-stream and started again is a device reboot: the stream reconnects, reports a reset,
-  restarts its windows and recognises the session again from its start.
+- every boot of the firmware has its own boot id (PROTOCOL.md section 4: how a host tells a reboot from a
+  replay of frames it already has);
+- QEMU killed mid-stream and started again is a device reboot, whether the device was mid-data or had
+  reached its end of data: the stream reconnects, reports a reset, restarts its windows and recognises the
+  session again from its start.
 
 The firmware is built with the machine's ``arm-none-eabi-gcc`` into a temporary folder; CI installs it and
 ``qemu-system-arm`` (.ci/run): there a missing tool fails these tests, elsewhere it skips them.
@@ -82,16 +85,21 @@ def free_port() -> int:
 class QemuDevice:
     """``qemu-system-arm -M mps2-an386 -serial tcp:127.0.0.1:PORT,server=on,wait=on -kernel ELF``: started
     (listening on PORT, the core held until a host connects), killed (the board loses power) and started
-    again on the same PORT."""
+    again on the same PORT.
+
+    ``start(log=PATH)``: QEMU also copies every byte the device sends on its UART to PATH (written as it
+    is sent, the file emptied at start): what the device did, seen from the device's side."""
 
     def __init__(self, elf: Path, port: int) -> None:
         self.elf, self.port = elf, port
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0, log: Path | None = None) -> None:
+        link = f"socket,id=link,host=127.0.0.1,port={self.port},server=on,wait=on"
         self.proc = subprocess.Popen(
             ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-             "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on", "-kernel", str(self.elf)],
+             "-chardev", link + (f",logfile={log}" if log is not None else ""), "-serial", "chardev:link",
+             "-kernel", str(self.elf)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         seen = []
@@ -109,6 +117,32 @@ class QemuDevice:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class DeviceLog:
+    """What the device sent in one boot (``QemuDevice.start(log=...)``), decoded from QEMU's copy."""
+
+    def __init__(self, path: Path) -> None:
+        dec = FrameDecoder()
+        items = dec.feed(path.read_bytes()) if path.exists() else []
+        self.info = dec.info  #: the last DEVICE_INFO (None before the first)
+        self.events = [i for i in items if isinstance(i, DeviceEvent)]
+        times = [b.t[-1] for b in items if isinstance(b, SampleBatch)]
+        self.last_sample_t = float(times[-1]) if times else None  #: device time (s) of the last sample sent
+
+    @property
+    def ended(self) -> bool:
+        """The device reached its end of data (STOPPED "end of data")."""
+        return any(e.code == EventCode.STOPPED and e.message == "end of data" for e in self.events)
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def c3t(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -183,6 +217,13 @@ def demo_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def demo_firmware(tmp_path_factory, demo_csv) -> Path:
     return build_firmware(tmp_path_factory, "demo", CSV=demo_csv, SPEED=DEMO_SPEED)
+
+
+@pytest.fixture(scope="module")
+def slow_demo_firmware(tmp_path_factory, demo_csv) -> Path:
+    """The demo session at 5x (18 s of wall time): killed after its third action (about 3.5 s in), the device
+    is mid-data with some 15 s to spare on a loaded machine."""
+    return build_firmware(tmp_path_factory, "demo_slow", CSV=demo_csv, SPEED=5)
 
 
 def _after_reset(lines: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -302,36 +343,75 @@ def test_stream_recognises_the_demo_session_as_replay_does(demo_firmware):
     assert summary["samples"] == len(demo_samples()) and not summary["torch_imported"]
 
 
-def test_qemu_killed_and_restarted_mid_stream_is_a_device_reboot(demo_firmware):
-    """The board loses power after the third action and boots again: the stream reconnects, reports one
-    reset (not a link gap: the device's sequence and clock restarted), restarts its windows (the first
-    action after it needs a whole window of new samples) and recognises the session again from its start."""
+def test_every_boot_has_a_new_boot_id(tmp_path_factory):
+    """The board has no random number generator: its boot id comes from timing jitter, and must differ
+    between boots (PROTOCOL.md section 4). When it did not, a rebooted device whose first frames matched the
+    previous boot's byte for byte (sequence numbers, times) was, rightly, a replay of frames the host already
+    had: ``stream`` dropped them as duplicates and never saw the reboot."""
+    elf = build_firmware(tmp_path_factory, "default", SPEED=10)
+    boot_ids = []
+    for _ in range(10):  # the old firmware gave one id (0xdfde6ac5) at about half its boots
+        device = QemuDevice(elf, free_port())
+        device.start()
+        dec = FrameDecoder()
+        try:
+            with socket.create_connection(("127.0.0.1", device.port), timeout=10) as sock:
+                while dec.info is None:  # the boot DEVICE_INFO comes first, unasked
+                    dec.feed(sock.recv(4096))
+        finally:
+            device.kill()
+        assert dec.info.boot and dec.info.boot_id != 0
+        boot_ids.append(dec.info.boot_id)
+    assert len(set(boot_ids)) == len(boot_ids), [hex(b) for b in boot_ids]
+
+
+@pytest.mark.parametrize("when", ["mid-data", "after-end-of-data"])
+def test_qemu_killed_and_restarted_mid_stream_is_a_device_reboot(when, request, tmp_path):
+    """The board loses power and boots again, either mid-data (after the session's third action) or after it
+    reached its end of data (STOPPED "end of data", waiting for START): the stream reconnects, reports one
+    reset (not a link gap: the device's sequence and clock restarted) where the device's data ended, restarts
+    its windows (the first action after it needs a whole window of new samples) and recognises the session
+    again from its start.
+
+    When to pull the power is read from the device's side (QEMU's copy of what it sent), never from how far
+    the stream has got: a stream lagging on a loaded machine changes nothing."""
     require_default_bundle()
     golden = [r for r in golden_events() if r[0] == "action"]
-    device = QemuDevice(demo_firmware, free_port())
-    device.start()
+    t0_s = json.loads((FIRMWARE.parent / "c3t_edge" / "assets" / "demo" / "wrist_session.json").read_text())["t0_s"]
+    firmware = request.getfixturevalue("slow_demo_firmware" if when == "mid-data" else "demo_firmware")
+    first_boot, second_boot = tmp_path / "boot1.bin", tmp_path / "boot2.bin"
+    device = QemuDevice(firmware, free_port())
+    device.start(log=first_boot)
     stream = JsonStream(f"socket://127.0.0.1:{device.port}")
     try:
-        assert stream.wait_for(lambda: len(stream.of_type("action")) >= 3, 60), stream.lines[-3:]
+        if when == "mid-data":  # the samples of the first three actions sent (golden times: t0_s at sample 0)
+            t_kill = golden[2][1] - t0_s + 2.0
+            assert wait_until(lambda: (DeviceLog(first_boot).last_sample_t or 0.0) >= t_kill, 60)
+        else:
+            assert wait_until(lambda: DeviceLog(first_boot).ended, 60), DeviceLog(first_boot).events[-3:]
         device.kill()
-        device.start()  # same port: the stream's back-off reconnects and says SEND_INFO + START
+        before_kill = DeviceLog(first_boot)
+        device.start(log=second_boot)  # same port: the stream's back-off reconnects and says SEND_INFO + START
         # (the stream may still be working through what the device sent before it died: count from the gap)
         assert stream.wait_for(lambda: len(_after_reset(stream.lines)[1]) >= 3, 60), stream.lines[-5:]
         err = stream.stop()
     finally:
         device.kill()
     assert "Traceback" not in err, err
+    assert before_kill.ended == (when == "after-end-of-data"), before_kill.events[-3:]
+    assert DeviceLog(second_boot).info.boot_id != before_kill.info.boot_id
     gaps = stream.of_type("gap")
     assert [g["cause"] for g in gaps] == ["reset"] and not gaps[0]["filled"]
+    assert gaps[0]["t_from"] == pytest.approx(before_kill.last_sample_t, abs=0.021)  # every sample sent, seen
     assert [x["state"] for x in stream.of_type("link")] == ["disconnected", "reconnected"]
     summary = stream.lines[-1]
     assert summary["resets"] == 1 and summary["corrupt"] == 0
     before, after = _after_reset(stream.lines)
     assert len(before) >= 3 and len(after) >= 3 and after[0]["window"][0] >= gaps[0]["t"]
     assert [a["label"] for a in before] == [r[2] for r in golden[:len(before)]]
+    if when == "after-end-of-data":
+        assert len(before) == len(golden)  # the whole session, then the reboot
     assert [a["label"] for a in after] == [r[2] for r in golden[:len(after)]]  # the session again, from its start
     # windows restarted: the first action after the reboot ends a window of post-reboot samples only, at the
     # same distance from the first sample as the session's first action from its first sample
-    first_golden_delay = golden[0][1] - json.loads((FIRMWARE.parent / "c3t_edge" / "assets" / "demo"
-                                                    / "wrist_session.json").read_text())["t0_s"]
-    assert after[0]["t"] - gaps[0]["t"] == pytest.approx(first_golden_delay, abs=0.011)
+    assert after[0]["t"] - gaps[0]["t"] == pytest.approx(golden[0][1] - t0_s, abs=0.011)

@@ -81,13 +81,27 @@ static void send(const uint8_t *buf, size_t len)
 }
 
 /* Boot id: the low bits of SysTick read after short busy loops vary with how the host runs the emulated core
- * (the same way a jitter entropy source works on hardware without a random number generator). */
+ * (the same way a jitter entropy source works on hardware without a random number generator).
+ *
+ * The counter is read only once it counts. Writing CVR clears it to 0, and it reloads from RVR on its next
+ * clock: one cycle on silicon, but QEMU reloads it when its timer callback runs on the host, which can come
+ * after the whole loop below. Every read was then 0 and every boot had the same id (0xdfde6ac5); a rebooted
+ * device whose first frames match the previous boot's byte for byte (same boot id, sequence numbers and
+ * times) is, by PROTOCOL.md section 4, a replay of frames the host already has, so the host dropped them as
+ * duplicates and never saw the reboot. The spins spent waiting for the reload are jitter too. */
+#define SYSTICK_RELOAD_WAIT_MAX 10000000u /* spins: a board whose SysTick never reloads still boots */
+
 static uint32_t jitter_boot_id(void)
 {
     uint32_t hash = 2166136261u; /* FNV-1a */
+    uint32_t spins = 0u;
     SYST_RVR = 0x00FFFFFFu;
     SYST_CVR = 0u;
     SYST_CSR = 0x5u; /* enabled, processor clock, no interrupt */
+    while (SYST_CVR == 0u && spins < SYSTICK_RELOAD_WAIT_MAX) {
+        spins++;
+    }
+    hash = (hash ^ spins) * 16777619u;
     for (uint32_t round = 0; round < 64u; ++round) {
         for (volatile uint32_t spin = 0; spin < 100u + (hash & 0xFFu); spin = spin + 1u) {
         }
