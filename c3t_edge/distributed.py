@@ -15,8 +15,8 @@ How N processes with per-process batch B train the objective of one process with
   ``c3t_edge.methods.base.optimise``); a loss that is a mean over the local rows then has the gradient of
   the mean over the global batch.
 - **BatchNorm statistics over the global batch** (:func:`synchronise_batchnorm`): ``nn.SyncBatchNorm`` on
-  GPUs; on CPU (which SyncBatchNorm does not support) :class:`GlobalBatchNorm`, the same computation
-  with the sums all-reduced through autograd.
+  GPUs; on CPU (which SyncBatchNorm does not support) :class:`GlobalBatchNorm`, the same computation:
+  one all-reduce of the per-channel sums forward, one of the gradient sums backward, per layer.
 - **Contrastive negatives from the global batch**: the alignment losses gather every rank's embeddings
   with gradients (:func:`gather_with_grad`, as open_clip's ``gather_features`` does) and compute the
   whole N*B-way loss on every rank; DDP's averaging then yields exactly its gradient.
@@ -133,7 +133,7 @@ def global_draw(draw: Callable[[int], np.ndarray], n_local: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- collectives with autograd
 
-def _autograd_functions():
+def _gather_function():
     import torch
     import torch.distributed as dist
 
@@ -155,48 +155,22 @@ def _autograd_functions():
             dist.all_reduce(grad)
             return grad[dist.get_rank() * ctx.rows:(dist.get_rank() + 1) * ctx.rows]
 
-    class AllReduceWithGrad(torch.autograd.Function):
-        """Sum over ranks; the gradient of each rank's input is the sum of every rank's upstream gradient."""
-
-        @staticmethod
-        def forward(ctx, tensor):
-            out = tensor.clone()
-            dist.all_reduce(out)
-            return out
-
-        @staticmethod
-        def backward(ctx, grad):
-            grad = grad.contiguous().clone()
-            dist.all_reduce(grad)
-            return grad
-
-    return GatherWithGrad, AllReduceWithGrad
+    return GatherWithGrad
 
 
-_FUNCTIONS: tuple | None = None
-
-
-def _functions():
-    global _FUNCTIONS
-    if _FUNCTIONS is None:
-        _FUNCTIONS = _autograd_functions()
-    return _FUNCTIONS
+_GATHER: type | None = None
 
 
 def gather_with_grad(tensor):
     """Every rank's ``tensor`` (n, ...) concatenated in rank order -> (world_size * n, ...), with gradients
     flowing back to this rank's rows (open_clip's ``gather_features(gather_with_grad=True)``). Identity
     with one process."""
+    global _GATHER
     if not _CONTEXT.distributed:
         return tensor
-    return _functions()[0].apply(tensor)
-
-
-def all_reduce_with_grad(tensor):
-    """Sum of ``tensor`` over ranks, differentiable. Identity with one process."""
-    if not _CONTEXT.distributed:
-        return tensor
-    return _functions()[1].apply(tensor)
+    if _GATHER is None:
+        _GATHER = _gather_function()
+    return _GATHER.apply(tensor)
 
 
 def mean_over_ranks(values: Sequence[float]) -> list[float]:
@@ -226,12 +200,45 @@ def all_gather_objects(value) -> list:
 
 def _global_batchnorm_class():
     import torch
+    import torch.distributed as dist
     from torch import nn
 
+    class GlobalBatchNormFunction(torch.autograd.Function):
+        """Normalisation by given global statistics, whose backward pass adds the statistics' share of the
+        gradient with **one** all-reduce of (sum dy, sum dy * (x - mean)) per channel - what
+        ``nn.SyncBatchNorm`` does on GPUs. The loss it differentiates is the sum of every rank's loss."""
+
+        @staticmethod
+        def forward(ctx, input, weight, bias, mean, var, total, eps):
+            ctx.save_for_backward(input, weight, mean, var)
+            ctx.total, ctx.eps = total, eps
+            return torch.batch_norm(input, weight, bias, mean, var, False, 0.0, eps, False)
+
+        @staticmethod
+        def backward(ctx, grad):
+            input, weight, mean, var = ctx.saved_tensors
+            channels = input.shape[1]
+            shape = (1, channels) + (1,) * (input.dim() - 2)
+            dims = [0, *range(2, input.dim())]
+            invstd = torch.rsqrt(var + ctx.eps)
+            centred = input - mean.view(shape)
+            local = torch.cat([grad.sum(dims), (grad * centred).sum(dims)])
+            sums = local.clone()
+            dist.all_reduce(sums)
+            sum_dy, sum_dy_centred = sums[:channels] / ctx.total, sums[channels:] / ctx.total
+            scale = invstd if weight is None else invstd * weight
+            grad_input = (grad - sum_dy.view(shape) - centred * (invstd * invstd * sum_dy_centred).view(shape)) \
+                * scale.view(shape)
+            grad_weight = local[channels:] * invstd if weight is not None and ctx.needs_input_grad[1] else None
+            grad_bias = local[:channels] if ctx.needs_input_grad[2] else None
+            return grad_input, grad_weight, grad_bias, None, None, None, None
+
     class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
-        """BatchNorm whose training statistics are those of the global batch (sums all-reduced with
-        autograd), for CPU process groups, where ``nn.SyncBatchNorm`` is not supported. Same parameters,
-        buffers and state dict as the BatchNorm it replaces; in eval mode it is that BatchNorm."""
+        """BatchNorm whose training statistics are those of the global batch, for CPU process groups,
+        where ``nn.SyncBatchNorm`` is not supported: one all-reduce of the per-channel (sum, sum of
+        squares, count) forward, one of the gradient sums backward (:class:`GlobalBatchNormFunction`).
+        Same parameters, buffers and state dict as the BatchNorm it replaces; in eval mode it is that
+        BatchNorm."""
 
         def _check_input_dim(self, input):
             if input.dim() < 2:
@@ -242,23 +249,19 @@ def _global_batchnorm_class():
                 return super().forward(input)
             channels = input.shape[1]
             dims = [0, *range(2, input.dim())]
-            count = input.new_tensor([input.numel() / channels])
-            stats = all_reduce_with_grad(torch.cat([input.sum(dims), (input * input).sum(dims), count]))
-            total = stats[-1]
-            mean = stats[:channels] / total
-            var = (stats[channels:2 * channels] / total - mean * mean).clamp_min(0)
-            if self.track_running_stats:
-                with torch.no_grad():
+            with torch.no_grad():
+                stats = torch.cat([input.sum(dims), (input * input).sum(dims),
+                                   input.new_tensor([input.numel() / channels])])
+                dist.all_reduce(stats)
+                total = stats[-1]
+                mean = stats[:channels] / total
+                var = (stats[channels:2 * channels] / total - mean * mean).clamp_min(0)
+                if self.track_running_stats:
                     self.num_batches_tracked += 1
                     momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                    self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
-                    unbiased = var.detach() * total / (total - 1).clamp_min(1)
-                    self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
-            shape = (1, channels) + (1,) * (input.dim() - 2)
-            out = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-            if self.affine:
-                out = out * self.weight.view(shape) + self.bias.view(shape)
-            return out
+                    self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+                    self.running_var.mul_(1 - momentum).add_(momentum * var * total / (total - 1).clamp_min(1))
+            return GlobalBatchNormFunction.apply(input, self.weight, self.bias, mean, var, float(total), self.eps)
 
     return GlobalBatchNorm
 

@@ -381,7 +381,9 @@ def _step_runner(modules: Sequence[nn.Module], loss_fn, context) -> Callable[[in
     seed = int(torch.randint(0, 2**62, (1,)).item())
     torch.manual_seed(seed + 7_919 * context.rank)
     device_ids = [context.local_rank] if context.device.startswith("cuda") else None
-    return DistributedDataParallel(_TrainingStep(modules, loss_fn), device_ids=device_ids)
+    # broadcast_buffers=False: BatchNorm's running statistics are those of the global batch, equal on every
+    # rank already, so the per-step broadcast of rank 0's buffers (one more collective a step) is not needed
+    return DistributedDataParallel(_TrainingStep(modules, loss_fn), device_ids=device_ids, broadcast_buffers=False)
 
 
 def draw_offsets(rng: np.random.Generator, n: int, jitter: int, misalign: int) -> tuple[np.ndarray, np.ndarray]:
