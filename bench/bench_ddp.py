@@ -53,6 +53,7 @@ class PhaseTimer:
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
         self._children: list[float] = []
 
     def wrap(self, phase, function):
@@ -66,6 +67,7 @@ class PhaseTimer:
             finally:
                 elapsed = time.perf_counter() - start
                 self.seconds[name] += elapsed - self._children.pop()
+                self.calls[name] += 1
                 if self._children:
                     self._children[-1] += elapsed
         return timed
@@ -86,7 +88,7 @@ def _timed_comm_hook(state, bucket):
 
 def _instrument(profile: bool):
     """Patch the training code of this process (bench instrumentation only); returns (timer, step starts:
-    list of (step, perf_counter) at the start of every optimiser step)."""
+    list of (step, (perf_counter, process_time)) at the start of every optimiser step)."""
     import torch
     import torch.distributed as dist
 
@@ -104,7 +106,7 @@ def _instrument(profile: bool):
         run = timer.wrap("forward", run) if profile else run
 
         def step(index):
-            starts.append((index, time.perf_counter()))
+            starts.append((index, (time.perf_counter(), time.process_time())))
             return run(index)
         return step
 
@@ -121,18 +123,20 @@ def _instrument(profile: bool):
     return timer, starts
 
 
-def steady_seconds(starts: list[tuple[int, float]], warmup: int) -> tuple[float, int]:
-    """Seconds and steps from the start of each stage's step ``warmup`` to the start of its last step
-    (stages are told apart by the step index starting again at 0)."""
-    seconds, steps, stage = 0.0, 0, []
+def steady_seconds(starts: list[tuple[int, tuple[float, float]]], warmup: int) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of the process (all its threads) and steps from the start of each stage's
+    step ``warmup`` to the start of its last step (stages are told apart by the step index starting again
+    at 0)."""
+    wall, cpu, steps, stage = 0.0, 0.0, 0, []
     for index, start in [*starts, (0, None)]:
         if index == 0 and stage:
             kept = [t for i, t in stage if i >= warmup]
             if len(kept) > 1:
-                seconds, steps = seconds + kept[-1] - kept[0], steps + len(kept) - 1
+                wall, cpu = wall + kept[-1][0] - kept[0][0], cpu + kept[-1][1] - kept[0][1]
+                steps += len(kept) - 1
             stage = []
         stage.append((index, start))
-    return seconds, steps
+    return wall, cpu, steps
 
 
 def worker(method: str, steps: int, batch: int, threads: int, warmup: int, profile: bool) -> None:
@@ -153,14 +157,16 @@ def worker(method: str, steps: int, batch: int, threads: int, warmup: int, profi
     split = make_split(arrays, "development")
     fitted, seconds = fit_method(config, arrays, split)
     global_batch = batch * context.world_size
-    steady, steady_steps = steady_seconds(starts, warmup)
+    steady, steady_cpu, steady_steps = steady_seconds(starts, warmup)
     figures = {"rank": context.rank, "samples_per_s": fitted.optimiser_steps() * global_batch / seconds,
                "steady_samples_per_s": steady_steps * global_batch / steady, "seconds": seconds,
                "data_share": timer.seconds["data"] / seconds, "steps": fitted.optimiser_steps(),
                "global_batch": global_batch}
     if profile:
         figures["ms_per_step"] = {k: 1000 * v / len(starts) for k, v in timer.seconds.items()}
+        figures["calls_per_step"] = {k: v / len(starts) for k, v in timer.calls.items()}
         figures["steady_ms_per_step"] = 1000 * steady / steady_steps
+        figures["steady_cpu_ms_per_step"] = 1000 * steady_cpu / steady_steps
     Path(os.environ["BENCH_OUT"], f"rank{context.rank}.json").write_text(json.dumps(figures))
     distributed.shutdown()
 
@@ -211,18 +217,22 @@ def compare(method: str, args) -> None:
 
 
 def profile(method: str, args) -> None:
-    """One timed run of DDP and of one process x 2 threads: milliseconds per step in each phase, per rank."""
+    """One timed run of each set-up: milliseconds per step in each phase, per rank."""
     commands = _commands(method, args, profile=True)
     ddp = _run(*commands["ddp"], pin=args.pin)
-    single = _run(*commands["single"])
-    columns = [("DDP rank 0", ddp[0]), ("DDP rank 1", ddp[1]), ("1 x 2 threads", single[0])]
+    single, serial = _run(*commands["single"]), _run(*commands["serial"])
+    columns = [("DDP rank 0", ddp[0]), ("DDP rank 1", ddp[1]), ("1 x 2 threads", single[0]),
+               ("1 x 1 thread", serial[0])]
     phases = sorted({p for _, f in columns for p in f["ms_per_step"]}, key=lambda p: -ddp[0]["ms_per_step"].get(p, 0))
     print(f"{method} profile (ms per optimiser step, mean over {ddp[0]['steps']} steps; global batch "
           f"{ddp[0]['global_batch']}):")
-    print(f"  {'phase':36s}" + "".join(f"{name:>15s}" for name, _ in columns))
+    print(f"  {'phase':36s}" + "".join(f"{name:>15s}" for name, _ in columns) + "  calls/step (DDP)")
     for phase in phases:
-        print(f"  {phase:36s}" + "".join(f"{f['ms_per_step'].get(phase, 0.0):15.2f}" for _, f in columns))
+        print(f"  {phase:36s}" + "".join(f"{f['ms_per_step'].get(phase, 0.0):15.2f}" for _, f in columns)
+              + f"  {ddp[0]['calls_per_step'].get(phase, 0.0):10.2f}")
     print(f"  {'steady-state step (wall)':36s}" + "".join(f"{f['steady_ms_per_step']:15.2f}" for _, f in columns))
+    print(f"  {'steady-state step (CPU, all threads)':36s}"
+          + "".join(f"{f['steady_cpu_ms_per_step']:15.2f}" for _, f in columns))
     for name, figures in columns[:2]:
         comm = sum(v for k, v in figures["ms_per_step"].items() if k in COLLECTIVE_PHASES.values())
         total = sum(figures["ms_per_step"].values())
