@@ -148,9 +148,9 @@ def worker(method: str, steps: int, batch: int, threads: int, warmup: int, profi
     from c3t_edge.training import fit_method, load_arrays, make_split
 
     torch.set_num_threads(threads)
+    if os.environ.get("BENCH_PIN"):  # before the process group starts its threads, which inherit it
+        os.sched_setaffinity(0, {int(os.environ["LOCAL_RANK"]) % os.cpu_count()})
     context = distributed.init("cpu")
-    if os.environ.get("BENCH_PIN") and context.distributed:
-        os.sched_setaffinity(0, {context.local_rank % os.cpu_count()})
     timer, starts = _instrument(profile)
     config = default_config(method, steps=steps, batch_size=batch)
     arrays = load_arrays(None, config)
