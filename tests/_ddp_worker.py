@@ -7,6 +7,10 @@ anchor it saw, exp(loss) - 1, are written by rank 0.
 ``python tests/_ddp_worker.py steps OUT.pt B``: three real ``optimise`` steps of two BatchNorm encoders (no
 dropout) on a contrastive + classification loss, batches drawn with ``sample_indices`` / ``draw_offsets``
 from a fixed pool (per-process batch B); rank 0 writes the weights and the logged losses.
+
+``python tests/_ddp_worker.py collectives OUT.json B``: real ``optimise`` runs of 2 and of 6 steps of an IMU
+encoder + head, under the torch profiler; rank 0 writes how many gloo all-reduces and broadcasts each made,
+its logged rows and the encoder's BatchNorm layers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 
 import numpy as np
 import torch
@@ -70,11 +75,34 @@ def steps(out: str, batch: int) -> None:
                     "head": head.state_dict(), "history": history}, out)
 
 
+def collectives(out: str, batch: int) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    counts = {}
+    for steps_run in (2, 6):
+        torch.manual_seed(0)
+        encoder, head = ImuEncoder(6, WIDTH, 180, STEPS, dropout=0.0), nn.Linear(WIDTH, 3)
+        windows, labels = torch.randn(batch, 180, 6), torch.randint(0, 3, (batch,))
+
+        def loss_fn(_step, encoder=encoder, head=head, windows=windows, labels=labels):
+            return F.cross_entropy(head(encoder(windows).mean(1)), labels), {}
+
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            history = optimise([encoder, head], steps_run, TrainConfig(method="supervised"), loss_fn, desc="test",
+                               progress=False)
+        calls = Counter(event.name for event in profiler.events())
+        counts[steps_run] = {"all_reduce": calls["gloo:all_reduce"], "broadcast": calls["gloo:broadcast"],
+                             "logged": len(history),
+                             "batchnorms": sum(isinstance(m, nn.BatchNorm1d) for m in encoder.modules())}
+    if distributed.current().is_main:
+        json.dump(counts, open(out, "w"))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, path, per_process = sys.argv[1], sys.argv[2], int(sys.argv[3])
     distributed.init("cpu")
     try:
-        {"negatives": negatives, "steps": steps}[mode](path, per_process)
+        {"negatives": negatives, "steps": steps, "collectives": collectives}[mode](path, per_process)
     finally:
         distributed.shutdown()

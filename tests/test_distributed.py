@@ -71,6 +71,21 @@ def test_ddp_steps_equal_one_process_with_the_global_batch(tmp_path):
     assert [h["loss"] for h in b["history"]] == pytest.approx([h["loss"] for h in a["history"]], abs=1e-4)
 
 
+def test_a_ddp_step_makes_two_all_reduces_per_batchnorm_layer_and_one_for_the_gradients(tmp_path):
+    """On small CPU models each collective is a latency-bound synchronisation that costs about as much as
+    a layer's compute (bench/bench_ddp.py --profile), so a step makes only the necessary ones: per
+    BatchNorm layer one all-reduce forward (global statistics) and one backward (their gradient), one for
+    the gradients (a single DDP bucket), one per logged row for the logged loss - and no broadcast of
+    buffers (equal on every rank). Counted on real runs (torch profiler): 6 steps minus 2 steps."""
+    out = tmp_path / "collectives.json"
+    torchrun([str(WORKER), "collectives", str(out), "4"], _env())
+    short, long = json.loads(out.read_text()).values()
+    assert long["batchnorms"] == 3
+    steps, rows = 6 - 2, long["logged"] - short["logged"]
+    assert long["all_reduce"] - short["all_reduce"] == steps * (2 * long["batchnorms"] + 1) + rows
+    assert long["broadcast"] == short["broadcast"]
+
+
 def _train(method: str, out: Path, batch: int, cache: Path, data: Path, *, processes: int = 1,
            extra: tuple[str, ...] = (), env: dict | None = None) -> subprocess.CompletedProcess:
     args = ["train", "--method", method, "--camera", "skeleton", "--steps", "20", "--set", f"batch_size={batch}",
