@@ -12,11 +12,12 @@ reported. 1 process x 1 thread is printed as a reference (what a second core buy
 rank is pinned to its own core (``--no-pin``: left to the scheduler); the one-process runs are not pinned.
 
 ``--profile`` then runs each set-up once more with timers around the phases of a step and prints, per
-rank, milliseconds per step in each: data, forward and backward compute, the global-BatchNorm
+rank, milliseconds (and calls) per step in each: data, forward and backward compute, the global-BatchNorm
 all-reduces (forward and backward), the all-gather of contrastive embeddings, the gradient all-reduce of
 DDP (made synchronous by a comm hook, so that it can be timed), logging, optimiser. Times are exclusive
 (a collective inside the forward pass is not counted in the forward's compute). A collective's time
-includes the wait for the slower rank.
+includes the wait for the slower rank. Last, the wall and CPU time of one small all-reduce between the two
+processes, back to back (the floor of each BatchNorm collective).
 
 Run: .venv/bin/python bench/bench_ddp.py [--methods supervised,ca] [--steps 200] [--batch 32] [--rounds 3]
 [--warmup 10] [--profile] (data: $C3T_DATA or ../shared/datasets/utd-mhad; depth camera).
@@ -171,6 +172,42 @@ def worker(method: str, steps: int, batch: int, threads: int, warmup: int, profi
     distributed.shutdown()
 
 
+def latency_worker(floats: int, repeats: int) -> None:
+    """Under torchrun: wall and CPU (this process, all threads) microseconds of one all-reduce of ``floats``
+    float32 values, mean over ``repeats`` back to back; every rank writes its figures."""
+    import torch
+
+    from c3t_edge import distributed
+
+    torch.set_num_threads(1)
+    if os.environ.get("BENCH_PIN"):
+        os.sched_setaffinity(0, {int(os.environ["LOCAL_RANK"]) % os.cpu_count()})
+    context = distributed.init("cpu")
+    import torch.distributed as dist
+
+    tensor = torch.ones(floats)
+    for _ in range(50):
+        dist.all_reduce(tensor)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        dist.all_reduce(tensor)
+    figures = {"rank": context.rank, "wall_us": 1e6 * (time.perf_counter() - wall) / repeats,
+               "cpu_us": 1e6 * (time.process_time() - cpu) / repeats}
+    Path(os.environ["BENCH_OUT"], f"rank{context.rank}.json").write_text(json.dumps(figures))
+    distributed.shutdown()
+
+
+def latency(args) -> None:
+    """Prints what one small all-reduce costs between the two (pinned) processes: the floor of every
+    BatchNorm collective."""
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    for floats in (257, 140_000):
+        ranks = _run([torchrun, "--standalone", "--nproc_per_node=2", str(HERE), "--latency-worker", str(floats),
+                      "1000"], 1, pin=args.pin)
+        print(f"all-reduce of {floats} floats between 2 processes: "
+              + ", ".join(f"rank {r['rank']} {r['wall_us']:.0f} us wall, {r['cpu_us']:.0f} us CPU" for r in ranks))
+
+
 def _run(command: list[str], threads: int, pin: bool = False) -> list[dict]:
     """The figures every process of ``command`` wrote, in rank order."""
     with tempfile.TemporaryDirectory() as out:
@@ -250,7 +287,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="then time the phases of a step (see above)")
     parser.add_argument("--profile-only", action="store_true", help="only the profile, no comparison")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--latency-worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.latency_worker:
+        latency_worker(*args.latency_worker)
+        return
     if args.worker:
         method, steps, batch, threads, warmup, timed = args.worker
         worker(method, int(steps), int(batch), int(threads), int(warmup), timed == "1")
@@ -260,6 +301,8 @@ def main() -> None:
             compare(method, args)
         if args.profile or args.profile_only:
             profile(method, args)
+    if args.profile or args.profile_only:
+        latency(args)
 
 
 if __name__ == "__main__":
