@@ -19,7 +19,7 @@ import torch
 from c3t_edge import distributed
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.methods.alignment import distillation_loss
-from c3t_edge.methods.base import Method, MethodData, TrainConfig, optimise, sample_indices
+from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
 from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
 
 #: TrainConfig fields a member takes from the ensemble's own configuration (the data it sees, the
@@ -59,24 +59,19 @@ class EnsembleDistill(Method):
                                f"different names from {', '.join(MEMBER_METHODS)}")
         return names
 
-    def member_config(self, name: str) -> TrainConfig:
-        """The configuration member ``name`` trains with: its defaults, on this run's data and budget."""
-        from c3t_edge.methods import default_config  # the registry imports this module
+    def member(self, name: str) -> Method:
+        """Member ``name``, unfitted: its method with its defaults, on this run's data, seed and budget."""
+        from c3t_edge.methods import build_method, default_config  # the registry imports this module
 
-        shared = {f: getattr(self.config, f) for f in _SHARED_FIELDS}
-        return default_config(name, **shared)
+        return build_method(default_config(name, **{f: getattr(self.config, f) for f in _SHARED_FIELDS}))
 
     def optimiser_steps(self) -> int:
-        from c3t_edge.methods import build_method
-
         own = int(self.config.extra.get("student_steps", self.config.steps))
-        members = [build_method(self.member_config(n)).optimiser_steps() - self._camera_steps()
+        members = [self.member(n).optimiser_steps() - self._camera_steps()
                    for n in self.member_names() if n != "camera"]
         return self._camera_steps() + sum(members) + own
 
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
-        from c3t_edge.methods import build_method
-
         cfg = self.config
         names = self.member_names()
         self.build_modules(data.n_classes, data.arrays.camera_shape)
@@ -88,7 +83,7 @@ class EnsembleDistill(Method):
         for name in names:
             if name == "camera":
                 continue
-            member = build_method(self.member_config(name)).fit(data, progress=progress)
+            member = self.member(name).fit(data, progress=progress)
             history += [{**row, "member": name} for row in member.history_]
             members.append(member.imu_recognizer().to(device).eval())
         # Seeded on its own, so the student does not depend on what the members drew.
