@@ -13,7 +13,7 @@ from c3t_edge.methods.c3t import CrossModalTransferThroughTime
 from c3t_edge.methods.ca import ContrastiveAlignment
 from c3t_edge.methods.camera import CameraOnly
 from c3t_edge.methods.distill_align import DistillAlign
-from c3t_edge.methods.ensemble_distill import EnsembleDistill
+from c3t_edge.methods.ensemble_distill import EnsembleDistill, EnsembleDistillAlignWarp
 from c3t_edge.methods.st import StudentTeacher
 from c3t_edge.methods.supervised import Supervised
 from c3t_edge.methods.time_warp import DistillAlignWarp
@@ -22,7 +22,7 @@ from c3t_edge.methods.time_warp import DistillAlignWarp
 METHODS: dict[str, type[Method]] = {
     cls.name: cls for cls in (Supervised, CameraOnly, StudentTeacher, ContrastiveAlignment,
                               CrossModalTransferThroughTime, DistillAlign, DistillAlignWarp,
-                              EnsembleDistill)
+                              EnsembleDistill, EnsembleDistillAlignWarp)
 }
 
 
@@ -51,6 +51,10 @@ DEFAULTS: dict[str, dict] = {
                                      "head_from_teacher": True, "warp_shift_s": 1.0, "warp_dilation": 0.2,
                                      "warp_weight": 1.0}},
     "ensemble-distill": {"steps": 600, "temperature": 1.0, "extra": {**CAMERA_DEFAULTS, "members": "st,c3t"}},
+    "ensemble-distill-align-warp": {"steps": 600, "temperature": 1.0,
+                                    "extra": {**CAMERA_DEFAULTS, "members": "st,c3t", "align_weight": 1.0,
+                                              "align_temperature": 0.2, "head_from_teacher": True,
+                                              "warp_shift_s": 1.0, "warp_dilation": 0.2, "warp_weight": 1.0}},
 }
 
 #: The label-free tuning budget: for every method that reads no IMU label, the same number of
@@ -65,6 +69,7 @@ SEARCH_SPACES: dict[str, list[tuple[str, ...]]] = {
     "distill-align": [(), ("align_weight=0.5",), ("align_weight=2.0",), ("head_from_teacher=false",)],
     "distill-align-warp": [(), ("align_weight=0.5",), ("head_from_teacher=false",), ("warp_shift_s=0.5",)],
     "ensemble-distill": [(), ("members=st,c3t,camera",), ("temperature=2.0",), ("student_head=attention",)],
+    "ensemble-distill-align-warp": [(), ("temperature=2.0",), ("head_from_teacher=false",), ("align_weight=0.5",)],
 }
 
 
@@ -91,7 +96,7 @@ METHOD_OPTIONS = frozenset({
     "align_temperature", "head_from_teacher",
     # distill-align-warp
     "warp_shift_s", "warp_dilation", "warp_weight",
-    # ensemble-distill
+    # ensemble-distill, ensemble-distill-align-warp
     "members",
 })
 

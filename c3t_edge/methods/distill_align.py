@@ -56,6 +56,7 @@ class DistillAlign(Method):
         self.camera_head.eval()
         if extra.get("head_from_teacher", True):
             self.imu_head.load_state_dict(copy.deepcopy(self.camera_head.state_dict()))
+        history += self._prepare_teacher(data, progress)
         # Seeded on its own, so the student does not depend on whether the teacher was cached.
         torch.manual_seed(cfg.seed + 1_000_003)
         rng = np.random.default_rng([cfg.seed, 1])
@@ -68,7 +69,7 @@ class DistillAlign(Method):
             index = sample_indices(data.paired, cfg.batch_size, rng)
             imu, camera_latents = camera.batch(data, index, rng)
             with torch.no_grad():
-                teacher_logits = self.camera_head(camera_latents)
+                teacher_logits = self._teacher_logits(imu, self.camera_head(camera_latents))
             imu_latents = self.imu_encoder(imu)
             distill = distillation_loss(self.imu_head(imu_latents), teacher_logits, cfg.temperature)
             align = temporal_info_nce(imu_latents, camera_latents, align_temperature, negatives=negatives)
@@ -80,6 +81,16 @@ class DistillAlign(Method):
         history += optimise([self.imu_encoder, self.imu_head], steps, cfg, step, desc=f"{self.name} student",
                             progress=progress)
         self.history_ = history
+
+    def _prepare_teacher(self, data: MethodData, progress: bool) -> list[dict]:
+        """Called once the camera model is trained, before the student stage: whatever more the
+        student's teacher needs (nothing here). Returns history rows."""
+        return []
+
+    def _teacher_logits(self, imu: torch.Tensor, camera_logits: torch.Tensor) -> torch.Tensor:
+        """The logits the student distils on one batch: the frozen camera model's ``camera_logits``
+        (n, n_classes) of the paired camera clips here; ``imu`` (n, W, 6) is the student's input."""
+        return camera_logits
 
     def _extra_student_loss(self, data: MethodData, index: np.ndarray, teacher_logits: torch.Tensor,
                             rng: np.random.Generator) -> tuple[torch.Tensor | float, dict]:

@@ -21,6 +21,7 @@ from c3t_edge.errors import C3TEdgeError
 from c3t_edge.methods.alignment import distillation_loss
 from c3t_edge.methods.base import Method, MethodData, optimise, sample_indices
 from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
+from c3t_edge.methods.time_warp import DistillAlignWarp
 
 #: TrainConfig fields a member takes from the ensemble's own configuration (the data it sees, the
 #: budget per stage, the seed); the rest (temperature, head, method options) are the member's defaults.
@@ -32,24 +33,36 @@ _SHARED_FIELDS = ("camera", "placement", "seed", "steps", "batch_size", "lr", "w
 MEMBER_METHODS = ("st", "c3t", "distill-align", "ca", "camera")
 
 
-class EnsembleDistill(Method):
-    """Stage 1: the shared camera teacher (as ``st`` trains it). Stage 2: each member of
-    ``members`` trained as its method does by default (same seed, steps per stage and data). Stage 3:
-    a fresh IMU encoder + head on the paired windows, minimising distillation(student logits,
-    members' averaged prediction; ``config.temperature``), where the averaged prediction is the mean
-    of the members' class probabilities at that temperature on the same (jittered) window.
+def train_members(method: Method, names: list[str], data: MethodData, progress: bool
+                  ) -> tuple[list[torch.nn.Module], list[dict]]:
+    """Fit ``method``'s members ``names`` (``camera`` excluded: it is the frozen camera model) on
+    ``data``; returns their IMU recognisers (frozen, on the run's device) and their history rows."""
+    device = distributed.current().device
+    members, history = [], []
+    for name in names:
+        if name == "camera":
+            continue
+        member = method.member(name).fit(data, progress=progress)
+        history += [{**row, "member": name} for row in member.history_]
+        members.append(member.imu_recognizer().to(device).eval())
+    return members, history
 
-    ``extra``: ``members`` (``"st,c3t"``; comma-separated names from :data:`MEMBER_METHODS`),
-    ``student_head`` (default ``config.head``), ``student_steps`` (default ``steps``).
-    """
 
-    name = "ensemble-distill"
+@torch.no_grad()
+def averaged_prediction(members: list[torch.nn.Module], imu: torch.Tensor, camera_logits: torch.Tensor | None,
+                        temperature: float) -> torch.Tensor:
+    """Logits (n, n_classes) whose softmax at ``temperature`` is the mean of the members' class
+    probabilities at ``temperature`` on IMU windows ``imu`` (n, W, 6), plus the camera model's
+    (``camera_logits`` of the paired clips) where given."""
+    logits = [member(imu) for member in members]
+    if camera_logits is not None:
+        logits.append(camera_logits)
+    probabilities = torch.stack([torch.softmax(z / temperature, dim=-1) for z in logits]).mean(0)
+    return temperature * torch.log(probabilities.clamp_min(1e-8))
 
-    def build_modules(self, n_classes, camera_step_shape=None) -> None:
-        self.camera_encoder = self._new_camera_encoder(camera_step_shape)
-        self.camera_head = self._new_head(n_classes)
-        self.imu_encoder = self._new_imu_encoder()
-        self.imu_head = self._new_head(n_classes, self.config.extra.get("student_head"))
+
+class _Members:
+    """The ``members`` option shared by the ensemble methods: names, unfitted members, step count."""
 
     def member_names(self) -> list[str]:
         names = [n.strip() for n in str(self.config.extra.get("members", "st,c3t")).split(",") if n.strip()]
@@ -71,6 +84,26 @@ class EnsembleDistill(Method):
                    for n in self.member_names() if n != "camera"]
         return self._camera_steps() + sum(members) + own
 
+
+class EnsembleDistill(_Members, Method):
+    """Stage 1: the shared camera teacher (as ``st`` trains it). Stage 2: each member of
+    ``members`` trained as its method does by default (same seed, steps per stage and data). Stage 3:
+    a fresh IMU encoder + head on the paired windows, minimising distillation(student logits,
+    members' averaged prediction; ``config.temperature``), where the averaged prediction is the mean
+    of the members' class probabilities at that temperature on the same (jittered) window.
+
+    ``extra``: ``members`` (``"st,c3t"``; comma-separated names from :data:`MEMBER_METHODS`),
+    ``student_head`` (default ``config.head``), ``student_steps`` (default ``steps``).
+    """
+
+    name = "ensemble-distill"
+
+    def build_modules(self, n_classes, camera_step_shape=None) -> None:
+        self.camera_encoder = self._new_camera_encoder(camera_step_shape)
+        self.camera_head = self._new_head(n_classes)
+        self.imu_encoder = self._new_imu_encoder()
+        self.imu_head = self._new_head(n_classes, self.config.extra.get("student_head"))
+
     def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
         cfg = self.config
         names = self.member_names()
@@ -78,14 +111,8 @@ class EnsembleDistill(Method):
         history = train_camera_classifier(self, data, rng, progress, desc=f"{self.name} teacher")
         self.camera_encoder.eval()
         self.camera_head.eval()
-        device = distributed.current().device
-        members = []
-        for name in names:
-            if name == "camera":
-                continue
-            member = self.member(name).fit(data, progress=progress)
-            history += [{**row, "member": name} for row in member.history_]
-            members.append(member.imu_recognizer().to(device).eval())
+        members, rows = train_members(self, names, data, progress)
+        history += rows
         # Seeded on its own, so the student does not depend on what the members drew.
         torch.manual_seed(cfg.seed + 3_000_017)
         rng = np.random.default_rng([cfg.seed, 4])
@@ -95,13 +122,7 @@ class EnsembleDistill(Method):
 
         def step(_):
             imu, camera_logits = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
-            with torch.no_grad():
-                logits = [member(imu) for member in members]
-                if "camera" in names:
-                    logits.append(camera_logits)
-                probabilities = torch.stack([torch.softmax(z / temperature, dim=-1) for z in logits]).mean(0)
-                # logits whose softmax at ``temperature`` is the averaged prediction
-                target = temperature * torch.log(probabilities.clamp_min(1e-8))
+            target = averaged_prediction(members, imu, camera_logits if "camera" in names else None, temperature)
             student = self.imu_head(self.imu_encoder(imu))
             return distillation_loss(student, target, temperature), {}
 
@@ -109,3 +130,37 @@ class EnsembleDistill(Method):
         history += optimise([self.imu_encoder, self.imu_head], steps, cfg, step, desc=f"{self.name} student",
                             progress=progress)
         self.history_ = history
+
+
+class EnsembleDistillAlignWarp(_Members, DistillAlignWarp):
+    """:class:`~c3t_edge.methods.time_warp.DistillAlignWarp` whose soft labels come from the members'
+    averaged prediction instead of the camera teacher's. Beyond the paper.
+
+    ``ensemble-distill``'s student copies its members' predictions window by window, and so copies
+    what they do in a stream: name a wrong class while an action is only partly in the window, then
+    correct it. The students trained on distillation and step-wise alignment in one objective
+    stream far better. This method keeps that objective - distillation + ``align_weight`` x step-wise
+    InfoNCE against the camera's step latents + ``warp_weight`` x distillation on a shifted and
+    time-stretched view of the window - and replaces only the soft label: the members' averaged
+    prediction on the (jittered, centred) paired IMU window, which is also the label of its warped
+    view. No IMU label is read.
+
+    ``extra``: ``members`` (``"st,c3t"``, as ``ensemble-distill``) and every option of
+    ``distill-align-warp``.
+    """
+
+    name = "ensemble-distill-align-warp"
+
+    def _fit(self, data: MethodData, rng: np.random.Generator, progress: bool) -> None:
+        try:
+            super()._fit(data, rng, progress)
+        finally:
+            self._members = []  # frozen members are not part of the model
+
+    def _prepare_teacher(self, data: MethodData, progress: bool) -> list[dict]:
+        self._members, history = train_members(self, self.member_names(), data, progress)
+        return history
+
+    def _teacher_logits(self, imu: torch.Tensor, camera_logits: torch.Tensor) -> torch.Tensor:
+        camera = camera_logits if "camera" in self.member_names() else None
+        return averaged_prediction(self._members, imu, camera, self.config.temperature)
