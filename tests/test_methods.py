@@ -161,3 +161,52 @@ def test_camera_steps_sets_the_teacher_length_alone() -> None:
     st, _ = fit("st", arrays, "skeleton", {"camera_steps": 5})
     steps = [h["step"] for h in st.history_]
     assert steps[:steps.index(0, 1)][-1] == 4 and steps[-1] == 2  # teacher 5 steps, student 3
+
+
+def test_averaged_prediction_is_the_mean_of_the_members_probabilities() -> None:
+    from c3t_edge.methods.ensemble_distill import averaged_prediction
+
+    torch.manual_seed(0)
+    a, b, camera = torch.randn(5, N_CLASSES), torch.randn(5, N_CLASSES), torch.randn(5, N_CLASSES)
+    imu = torch.zeros(5, 4, 6)
+    members = [lambda _x, z=a: z, lambda _x, z=b: z]
+    for temperature in (1.0, 2.0):
+        target = averaged_prediction(members, imu, None, temperature)
+        expected = (torch.softmax(a / temperature, -1) + torch.softmax(b / temperature, -1)) / 2
+        torch.testing.assert_close(torch.softmax(target / temperature, -1), expected)
+        with_camera = averaged_prediction(members, imu, camera, temperature)
+        expected = (torch.softmax(a / temperature, -1) + torch.softmax(b / temperature, -1) +
+                    torch.softmax(camera / temperature, -1)) / 3
+        torch.testing.assert_close(torch.softmax(with_camera / temperature, -1), expected)
+
+
+def test_ensemble_distill_align_warp_learns_its_members_prediction_and_keeps_only_the_student() -> None:
+    """Its soft label on a batch is the trained members' averaged prediction on the student's own IMU
+    windows (not the camera's), its step budget counts every member's stages, and its model is the
+    distill-align shape: the members are not kept."""
+    from c3t_edge.methods.ensemble_distill import averaged_prediction
+
+    torch.set_num_threads(1)
+    arrays = tiny_arrays("depth")
+    config = default_config("ensemble-distill-align-warp", camera="depth", steps=3, batch_size=8, seed=1)
+    method = build_method(config)
+    split = development_split(arrays.subjects, arrays.trials)
+    data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
+    method.build_modules(data.n_classes, data.arrays.camera_shape)
+    history = method._prepare_teacher(data, progress=False)
+    assert {row["member"] for row in history} == {"st", "c3t"}
+    assert len(method._members) == 2
+    imu, _ = arrays.windows(split.paired[:6], with_camera=False)
+    imu = torch.from_numpy(data.standardizer(imu))
+    camera_logits = torch.randn(6, N_CLASSES)
+    target = method._teacher_logits(imu, camera_logits)
+    torch.testing.assert_close(target, averaged_prediction(method._members, imu, None, config.temperature))
+    method.config.extra["members"] = "st,c3t,camera"
+    assert not torch.allclose(method._teacher_logits(imu, camera_logits), target)
+    method.config.extra["members"] = "st,c3t"
+    # camera 3 + st student 3 + c3t head 3 + c3t alignment 3 + own student 3
+    assert method.optimiser_steps() == 15
+    fitted = build_method(config).fit(data)
+    assert fitted._members == []
+    plain = build_method(default_config("distill-align", camera="depth", steps=3, batch_size=8)).fit(data)
+    assert set(fitted.state_dict()) == set(plain.state_dict())
