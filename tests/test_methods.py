@@ -210,3 +210,31 @@ def test_ensemble_distill_align_warp_learns_its_members_prediction_and_keeps_onl
     assert fitted._members == []
     plain = build_method(default_config("distill-align", camera="depth", steps=3, batch_size=8)).fit(data)
     assert set(fitted.state_dict()) == set(plain.state_dict())
+
+
+def test_members_are_trained_once_per_configuration_and_reuse_changes_nothing() -> None:
+    """The candidates of a selection fold change the student, not the members: the members are fitted
+    once, and a student trained on reused members is the one a fresh fit gives."""
+    from c3t_edge.methods import ensemble_distill
+
+    torch.set_num_threads(1)
+    arrays = tiny_arrays("depth")
+    split = development_split(arrays.subjects, arrays.trials)
+    data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
+
+    def fit_student(method_name: str, **overrides):
+        config = default_config(method_name, camera="depth", steps=3, batch_size=8, seed=1)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return build_method(config).fit(data).state_dict()["imu_encoder"]
+
+    ensemble_distill._FITTED_MEMBERS.clear()
+    fit_student("ensemble-distill-align-warp")
+    fit_student("ensemble-distill")
+    assert len(ensemble_distill._FITTED_MEMBERS) == 2                   # st and c3t, once for both methods
+    reused = fit_student("ensemble-distill-align-warp", temperature=2.0)
+    assert len(ensemble_distill._FITTED_MEMBERS) == 2
+    ensemble_distill._FITTED_MEMBERS.clear()
+    fresh = fit_student("ensemble-distill-align-warp", temperature=2.0)
+    for name, tensor in fresh.items():
+        torch.testing.assert_close(reused[name], tensor, rtol=0, atol=0)

@@ -13,6 +13,11 @@ members read none, and the student learns only their outputs on the unlabelled p
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
+import weakref
+
 import numpy as np
 import torch
 
@@ -33,18 +38,37 @@ _SHARED_FIELDS = ("camera", "placement", "seed", "steps", "batch_size", "lr", "w
 MEMBER_METHODS = ("st", "c3t", "distill-align", "ca", "camera")
 
 
+#: Fitted members of this process, so that the candidates of a selection fold (which change the
+#: student, not the members) and the two ensemble methods train each member once:
+#: key -> (the arrays, the frozen IMU recogniser on the CPU, history).
+_FITTED_MEMBERS: dict[tuple, tuple[weakref.ref, torch.nn.Module, list[dict]]] = {}
+_FITTED_MEMBERS_MAX = 8
+
+
 def train_members(method: Method, names: list[str], data: MethodData, progress: bool
                   ) -> tuple[list[torch.nn.Module], list[dict]]:
     """Fit ``method``'s members ``names`` (``camera`` excluded: it is the frozen camera model) on
-    ``data``; returns their IMU recognisers (frozen, on the run's device) and their history rows."""
+    ``data``; returns their IMU recognisers (frozen, on the run's device) and their history rows.
+
+    A member is a function of its configuration and data alone (every stage seeds itself), so a fit
+    with the same configuration on the same data in this process is reused rather than repeated."""
     device = distributed.current().device
     members, history = [], []
     for name in names:
         if name == "camera":
             continue
-        member = method.member(name).fit(data, progress=progress)
-        history += [{**row, "member": name} for row in member.history_]
-        members.append(member.imu_recognizer().to(device).eval())
+        member = method.member(name)
+        key = (id(data.arrays), data.labelled.tobytes(), data.paired.tobytes(), distributed.current().world_size,
+               json.dumps(dataclasses.asdict(member.config), sort_keys=True, default=repr))
+        cached = _FITTED_MEMBERS.get(key)
+        if cached is None or cached[0]() is not data.arrays:
+            member.fit(data, progress=progress)
+            if len(_FITTED_MEMBERS) >= _FITTED_MEMBERS_MAX:
+                _FITTED_MEMBERS.pop(next(iter(_FITTED_MEMBERS)))
+            cached = _FITTED_MEMBERS[key] = (weakref.ref(data.arrays), member.imu_recognizer(), member.history_)
+        _ref, recognizer, rows = cached
+        history += [{**row, "member": name} for row in rows]
+        members.append(copy.deepcopy(recognizer).to(device).eval())
     return members, history
 
 
