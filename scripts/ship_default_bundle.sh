@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Rebuild the default bundle (c3t_edge/assets/default_bundle, `--model default`) from scratch:
-# depth camera, wrist actions 1-21, trained WITHOUT IMU labels by METHOD (default: distill-align-warp) with
+# depth camera, wrist actions 1-21, trained WITHOUT IMU labels by METHOD (default: ensemble-distill-align-warp) with
 # the settings KEY=VALUE that the label-free selection chose for it (each becomes `--set KEY=VALUE`).
 #
 #   bash scripts/ship_default_bundle.sh [METHOD [KEY=VALUE ...]]   # 10-20 minutes on a 2-core machine
-#   bash scripts/ship_default_bundle.sh distill-align-warp head_from_teacher=false    # what ships today
+#   bash scripts/ship_default_bundle.sh ensemble-distill-align-warp head_from_teacher=false    # what ships today
 #
 # 1. the recipe on the development split (subjects 1,3,5) -> bundles/dev-METHOD-wrist-depth, whose
 #    figures on unseen subjects 2,4,6 become the shipped bundle's `development_estimate`;
@@ -12,7 +12,7 @@
 # Afterwards regenerate the runtime goldens: C3T_UPDATE_GOLDEN=1 python -m pytest tests/test_runtime_replay.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
-method=${1:-distill-align-warp}
+method=${1:-ensemble-distill-align-warp}
 shift || true
 py=${PYTHON:-.venv/bin/python}
 recipe=(--method "$method" --camera depth --placement wrist --seed 0 --quiet)

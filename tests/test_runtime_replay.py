@@ -92,11 +92,11 @@ def test_demo_recording_golden_accuracy_and_timing(fp32):
     check_golden("demo_wrist_session", fp32, DEMO, events, score)
     # event level: nothing during rest, at least 15 of 16 actions named by their first event and at most
     # 2 repeated events (floors for any bundle; the golden pins this one's events: the shipped
-    # distill-align-warp bundle gets 16/16 with none, the former distill-align bundle 15/16 with 2
-    # repeated, the CA bundle before it 16/16 with none);
+    # ensemble-distill-align-warp bundle gets 16/16 with none, as did the distill-align-warp bundle
+    # before it; the distill-align bundle 15/16 with 2 repeated, the CA bundle 16/16 with none);
     # "no action" comes only after an action and never twice in a row. (The recording ends 1.0 s after
     # its last action, less than one 3.6 s window, so whether a "no action" closes it depends on the
-    # bundle: the distill-align-warp bundle is still on "pickup and throw" at the end.)
+    # bundle: the distill-align-warp bundle was still on "pickup and throw" at the end.)
     assert score.accuracy >= 15 / 16 and score.false_events == 0 and score.extra_events <= 2, score.as_dict()
     idle = [e.label is None for e in acts]
     assert not idle[0] and not any(a and b for a, b in zip(idle[:-1], idle[1:], strict=True)), idle
@@ -155,8 +155,8 @@ def test_all_wrist_actions_session_golden(fp32, all_wrist_session):
                          slack_s=fp32.spec.window_s)
     check_golden("all_wrist_actions", fp32, path, events, score, built=True)
     # floors for any bundle (the golden pins this one's events): the shipped no-IMU-label model
-    # (distill-align-warp) gets 20/21 on this session, whose trials 1-2 it never saw as IMU, and changes
-    # its mind within 1 action (the former distill-align bundle: 20/21 and 1; the CA bundle: 18/21 and 3)
+    # (ensemble-distill-align-warp) gets 21/21 on this session, whose trials 1-2 it never saw as IMU, and
+    # never changes its mind (distill-align-warp: 20/21 and 1; distill-align: 20/21 and 1; CA: 18/21 and 3)
     assert score.accuracy >= 0.8 and score.false_events <= 1 and score.extra_events <= 3, score.as_dict()
     assert score.detected >= 20
     assert sorted(score.delays_s)[len(score.delays_s) // 2] <= 0.5  # median: before the action ends
@@ -188,8 +188,12 @@ def test_lost_and_corrupt_frames_do_not_change_what_is_recognised(fp32, all_wris
     assert gaps and all(g.filled for g in gaps)
     got_events = [e for e in events if isinstance(e, ActionEvent)]
     slack = fp32.spec.window_s
-    assert (score_events(got_events, session.truth, slack_s=slack).as_dict()
-            == score_events(clean_events, session.truth, slack_s=slack).as_dict())
+    # the event-level score is the same; when events come (delays) is bounded below, per event
+    timing = ("delay_median_s", "delay_max_s")
+    got_score, clean_score = (
+        {k: v for k, v in score_events(e, session.truth, slack_s=slack).as_dict().items() if k not in timing}
+        for e in (got_events, clean_events))
+    assert got_score == clean_score
     # the recognised actions (a "no action" between two actions may come or go: it only marks a
     # confidence dip at the hand-over)
     clean = [(e.label, e.t) for e in clean_events if e.label is not None]

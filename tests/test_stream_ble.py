@@ -111,8 +111,8 @@ def test_ble_stream_of_real_trials_through_the_default_bundle():
     after = [i for i in clear if truth[i].start_s > gaps[0].t_to]
     assert sum(score.matches[i]["correct"] for i in clear) >= 0.9 * len(clear), score.matches
     # after the outage, each action is right or wrong exactly as in the wired replay (the shipped
-    # distill-align-warp bundle has all right there; the former distill-align bundle named "draw
-    # triangle" wrongly first)
+    # ensemble-distill-align-warp bundle has all right there, as had distill-align-warp; the
+    # distill-align bundle named "draw triangle" wrongly first)
     golden = json.loads((GOLDEN / "demo_wrist_session.json").read_text())["events"]
     wired = score_events([{"t": r[1], "label": r[2]} for r in golden], truth, slack_s=model.spec.window_s)
     assert len(after) >= 5 and sum(score.matches[i]["correct"] for i in after) >= len(after) - 1
