@@ -86,12 +86,22 @@ def test_tflite_micro_agrees_with_litert_on_real_windows(bundle, int8_windows):
     meta, model = bundle
     micro, lite = tflm_outputs(model, int8_windows), litert_outputs(model, int8_windows)
     assert micro.dtype == lite.dtype == np.int8 and micro.shape == lite.shape == (len(int8_windows), 21)
-    agreement = float(np.mean(micro.argmax(1) == lite.argmax(1)))
+    agrees = micro.argmax(1) == lite.argmax(1)
+    agreement = float(np.mean(agrees))
     same = float(np.mean(np.all(micro == lite, axis=1)))
+    largest = int(np.abs(micro.astype(int) - lite).max())
+    ranked = np.sort(lite.astype(int), axis=1)
+    margin = ranked[:, -1] - ranked[:, -2]                    # LiteRT's top-1 lead over the runner-up, LSB
     print(f"TFLite Micro vs LiteRT on {len(int8_windows)} windows: top-1 agreement {agreement:.4f}, "
-          f"identical int8 outputs {same:.4f}, largest difference {np.abs(micro.astype(int) - lite).max()} LSB")
+          f"identical int8 outputs {same:.4f}, largest difference {largest} LSB, "
+          f"disagreements at LiteRT margins {sorted(margin[~agrees].tolist())} LSB")
     assert len(int8_windows) > 800
-    assert agreement >= 0.99
+    # The two runtimes' kernels round differently (reference vs optimised), never by more than 2 LSB
+    # per logit; so the top-1 can differ only where two classes are within 4 LSB of each other (the
+    # shipped bundle: 12 of 877 windows differ, all of them ties or 1 LSB apart in LiteRT).
+    assert largest <= 2
+    assert np.all(margin[~agrees] <= 2 * largest)
+    assert agreement >= 0.98
     assert len(set(lite.argmax(1))) >= 10  # real windows: many different actions are compared, not one
 
 
