@@ -42,7 +42,8 @@ MEMBER_METHODS = ("st", "c3t", "distill-align", "ca", "camera")
 #: student, not the members) and the two ensemble methods train each member once:
 #: key -> (the arrays, the frozen IMU recogniser on the CPU, history).
 _FITTED_MEMBERS: dict[tuple, tuple[weakref.ref, torch.nn.Module, list[dict]]] = {}
-_FITTED_MEMBERS_MAX = 8
+#: Enough for one evaluation: (3 selection folds + 5 test seeds) x 2 members, twice over; about 1 MB each.
+_FITTED_MEMBERS_MAX = 32
 
 
 def train_members(method: Method, names: list[str], data: MethodData, progress: bool
