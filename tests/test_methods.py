@@ -202,6 +202,7 @@ def test_ensemble_distill_align_warp_learns_its_members_prediction_and_keeps_onl
     target = method._teacher_logits(imu, camera_logits)
     torch.testing.assert_close(target, averaged_prediction(method._members, imu, None, config.temperature))
     method.config.extra["members"] = "st,c3t,camera"
+    method._prepare_teacher(data, progress=False)                      # the same members, reused
     assert not torch.allclose(method._teacher_logits(imu, camera_logits), target)
     method.config.extra["members"] = "st,c3t"
     # camera 3 + st student 3 + c3t head 3 + c3t alignment 3 + own student 3

@@ -183,9 +183,11 @@ class EnsembleDistillAlignWarp(_Members, DistillAlignWarp):
             self._members = []  # frozen members are not part of the model
 
     def _prepare_teacher(self, data: MethodData, progress: bool) -> list[dict]:
-        self._members, history = train_members(self, self.member_names(), data, progress)
+        names = self.member_names()
+        self._camera_is_member = "camera" in names
+        self._members, history = train_members(self, names, data, progress)
         return history
 
     def _teacher_logits(self, imu: torch.Tensor, camera_logits: torch.Tensor) -> torch.Tensor:
-        camera = camera_logits if "camera" in self.member_names() else None
+        camera = camera_logits if self._camera_is_member else None
         return averaged_prediction(self._members, imu, camera, self.config.temperature)
