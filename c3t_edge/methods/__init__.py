@@ -9,7 +9,7 @@ import json
 
 from c3t_edge.errors import C3TEdgeError
 from c3t_edge.methods.base import Method, MethodData, TrainConfig
-from c3t_edge.methods.c3t import CrossModalTransferThroughTime
+from c3t_edge.methods.c3t import C3TPairedHead, CrossModalTransferThroughTime
 from c3t_edge.methods.ca import ContrastiveAlignment
 from c3t_edge.methods.camera import CameraOnly
 from c3t_edge.methods.distill_align import DistillAlign
@@ -21,7 +21,7 @@ from c3t_edge.methods.time_warp import DistillAlignWarp
 #: Method name -> class (built-ins here; others through :func:`register_method`).
 METHODS: dict[str, type[Method]] = {
     cls.name: cls for cls in (Supervised, CameraOnly, StudentTeacher, ContrastiveAlignment,
-                              CrossModalTransferThroughTime, DistillAlign, DistillAlignWarp,
+                              CrossModalTransferThroughTime, C3TPairedHead, DistillAlign, DistillAlignWarp,
                               EnsembleDistill, EnsembleDistillAlignWarp)
 }
 
@@ -43,6 +43,9 @@ DEFAULTS: dict[str, dict] = {
     "c3t": {"steps": 600, "temperature": 0.2, "head": "attention",
             "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all", "positive_window": 1.0,
                       "head_noise": 1.0}},
+    "c3t-paired-head": {"steps": 600, "temperature": 0.2, "head": "attention",
+                        "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all",
+                                  "positive_window": 1.0, "head_noise": 1.0, "head_paired_weight": 1.0}},
     "distill-align": {"steps": 600, "temperature": 1.0,
                       "extra": {**CAMERA_DEFAULTS, "align_weight": 1.0, "align_temperature": 0.2,
                                 "head_from_teacher": True}},
@@ -66,6 +69,7 @@ SEARCH_SPACES: dict[str, list[tuple[str, ...]]] = {
     "st": [(), ("temperature=2.0",), ("temperature=4.0",), ("student_head=attention",)],
     "ca": [(), ("temperature=0.2",), ("temperature=0.1",), ("temperature=1.0",)],
     "c3t": [(), ("temperature=0.1",), ("head_noise=0.0",), ("tolerance=1",)],
+    "c3t-paired-head": [(), ("temperature=0.1",), ("head_noise=0.0",), ("head_paired_weight=0.3",)],
     "distill-align": [(), ("align_weight=0.5",), ("align_weight=2.0",), ("head_from_teacher=false",)],
     "distill-align-warp": [(), ("align_weight=0.5",), ("head_from_teacher=false",), ("warp_shift_s=0.5",)],
     "ensemble-distill": [(), ("members=st,c3t,camera",), ("temperature=2.0",), ("student_head=attention",)],
@@ -92,6 +96,7 @@ METHOD_OPTIONS = frozenset({
     "schedule", "align_weight", "align_steps", "paired_augment",
     # c3t
     "negatives", "positive_window", "tolerance", "head_position", "head_steps", "head_noise", "camera_model",
+    "head_paired_weight",
     # distill-align
     "align_temperature", "head_from_teacher",
     # distill-align-warp

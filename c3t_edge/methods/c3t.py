@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from c3t_edge.methods.alignment import temporal_info_nce
+from c3t_edge.methods.alignment import distillation_loss, temporal_info_nce
 from c3t_edge.methods.base import MethodData, optimise, sample_indices
 from c3t_edge.methods.ca import ContrastiveAlignment
 from c3t_edge.methods.camera import frozen_camera_latents, train_camera_classifier
@@ -45,25 +45,42 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
             return
         temporal_head = self.camera_head
         self.camera_head = self._new_head(data.n_classes, "pool", normalize=True)
-        history = train_camera_classifier(self, data, rng, progress, desc="c3t camera")
+        history = train_camera_classifier(self, data, rng, progress, desc=f"{self.name} camera")
+        pooled_head = self.camera_head.eval()  # the camera teacher's head (as st's)
         self.camera_head = self.imu_head = temporal_head
         torch.manual_seed(cfg.seed + 2_000_003)
         rng = np.random.default_rng([cfg.seed, 2])
         labelled = frozen_camera_latents(self, data, data.labelled, jitter_s=cfg.jitter_s)
 
         noise = float(cfg.extra.get("head_noise", 0.0))
+        paired_weight = float(cfg.extra.get("head_paired_weight", 0.0))
+        if paired_weight > 0:  # the camera latents of the paired clips, to be labelled by the teacher's head
+            paired = frozen_camera_latents(self, data, data.paired, jitter_s=cfg.jitter_s)
+
+        def noisy(latents: torch.Tensor) -> torch.Tensor:
+            if noise <= 0:
+                return latents
+            # stand-in for the gap between aligned IMU latents and camera latents
+            scale = latents.norm(dim=-1, keepdim=True) / latents.shape[-1] ** 0.5
+            return latents + noise * scale * torch.randn_like(latents)
 
         def step(_):
             index = sample_indices(data.labelled, cfg.batch_size, rng)
             _none, latents = labelled.batch(data, index, rng, with_imu=False)
-            if noise > 0:  # stand-in for the gap between aligned IMU latents and camera latents
-                scale = latents.norm(dim=-1, keepdim=True) / latents.shape[-1] ** 0.5
-                latents = latents + noise * scale * torch.randn_like(latents)
             labels = torch.from_numpy(data.labels(index)).to(latents.device)
-            return F.cross_entropy(temporal_head(latents), labels, label_smoothing=0.1), {}
+            loss = F.cross_entropy(temporal_head(noisy(latents)), labels, label_smoothing=0.1)
+            if paired_weight <= 0:
+                return loss, {}
+            _none, latents = paired.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng,
+                                          with_imu=False)
+            with torch.no_grad():
+                soft = pooled_head(latents)
+            distill = distillation_loss(temporal_head(noisy(latents)), soft, 1.0)
+            return loss + paired_weight * distill, {"classify": round(loss.item(), 4),
+                                                   "paired": round(distill.item(), 4)}
 
         steps = int(cfg.extra.get("head_steps", cfg.steps))
-        history += optimise([temporal_head], steps, cfg, step, desc="c3t head", progress=progress)
+        history += optimise([temporal_head], steps, cfg, step, desc=f"{self.name} head", progress=progress)
         self.history_ = history + self._align_to_frozen_camera(data, progress)
 
     def optimiser_steps(self) -> int:
@@ -78,3 +95,18 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
                                  negatives=extra.get("negatives", "all"),
                                  positive_window=float(extra.get("positive_window", 0.0)),
                                  tolerance=int(extra.get("tolerance", 0)))
+
+
+class C3TPairedHead(CrossModalTransferThroughTime):
+    """``c3t`` whose temporal head also learns from the unlabelled paired set. Beyond the paper.
+
+    The paper's head sees only the labelled camera clips (162 on the development split) and then
+    classifies IMU latents it never saw. Here each head step also takes a batch of paired camera
+    clips and distils the camera teacher's prediction of them (the pooled head that ``st``'s
+    teacher uses, temperature 1) into the temporal head, ``head_paired_weight`` x that loss (1.0).
+    The paired clips are those the IMU encoder is aligned on, so the head learns the latent region
+    the IMU will land in. No IMU label is read; the model is the same shape as ``c3t``'s.
+    """
+
+    name = "c3t-paired-head"
+

@@ -35,7 +35,7 @@ _SHARED_FIELDS = ("camera", "placement", "seed", "steps", "batch_size", "lr", "w
 
 #: Members that may be named in ``members``: label-free IMU methods, plus ``camera`` (the camera
 #: teacher's prediction of the paired camera clip of the same window).
-MEMBER_METHODS = ("st", "c3t", "distill-align", "ca", "camera")
+MEMBER_METHODS = ("st", "c3t", "c3t-paired-head", "distill-align", "ca", "camera")
 
 
 #: Fitted members of this process, so that the candidates of a selection fold (which change the
