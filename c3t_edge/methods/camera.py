@@ -82,7 +82,8 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
         _FITTED.pop(next(iter(_FITTED)))
     state = {"camera_encoder": copy.deepcopy(method.camera_encoder.state_dict()),
              "camera_head": copy.deepcopy(method.camera_head.state_dict())}
-    _FITTED[key] = (weakref.ref(data.arrays), state, history)
+    # a copy: callers append their own stages' rows to the list they get
+    _FITTED[key] = (weakref.ref(data.arrays), state, [dict(h) for h in history])
     return history
 
 
