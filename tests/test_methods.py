@@ -239,3 +239,28 @@ def test_members_are_trained_once_per_configuration_and_reuse_changes_nothing() 
     fresh = fit_student("ensemble-distill-align-warp", temperature=2.0)
     for name, tensor in fresh.items():
         torch.testing.assert_close(reused[name], tensor, rtol=0, atol=0)
+
+
+def test_c3t_paired_head_distils_the_teacher_on_paired_clips_and_keeps_c3t_shape() -> None:
+    """``c3t-paired-head``'s temporal head learns the camera teacher's predictions of the paired
+    clips (the distillation term falls while it trains) beside the labelled clips; ``c3t`` has no
+    such term; the model is ``c3t``'s shape (the teacher's pooled head is not kept)."""
+    torch.set_num_threads(1)
+    arrays = tiny_arrays("depth")
+    split = development_split(arrays.subjects, arrays.trials)
+    data = MethodData(arrays, split.labelled_camera, split.paired, reveal_paired_labels=False)
+
+    def fit_with(method_name: str):
+        config = default_config(method_name, camera="depth", steps=60, batch_size=8, seed=1)
+        return build_method(config).fit(data)
+
+    paired_head = fit_with("c3t-paired-head")
+    paired = [row["paired"] for row in paired_head.history_ if "paired" in row]
+    assert len(paired) >= 10                                            # logged every ~5% of the steps
+    assert np.mean(paired[-3:]) < 0.7 * np.mean(paired[:3]), paired
+    plain = fit_with("c3t")  # reuses the camera model fitted above; its history must not carry their rows
+    assert not any("paired" in row for row in plain.history_)
+    def shapes(method):
+        return {(module, k): v.shape for module, state in method.state_dict().items() for k, v in state.items()}
+
+    assert shapes(plain) == shapes(paired_head)
