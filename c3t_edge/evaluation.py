@@ -336,16 +336,35 @@ def _comparison_text(results: dict, name: str) -> str:
     return f"{figures['difference_points']:+.1f} [{low:+.1f}, {high:+.1f}] vs {best}"
 
 
+def selection_agreement(results: dict, name: str) -> float | None:
+    """The inner-fold teacher agreement of method ``name``'s chosen configuration (None if untuned)."""
+    record = results.get("selection", {}).get(name)
+    if not record:
+        return None
+    return next(c["teacher_agreement"] for c in record["candidates"] if c["label"] == record["chosen_label"])
+
+
+def label_free_pick(results: dict) -> str | None:
+    """The label-free method a user without IMU labels would choose: the highest inner-fold teacher
+    agreement of the chosen configurations (no test subject, no IMU label); None if none was tuned."""
+    scores = {name: selection_agreement(results, name) for name in results["methods"]}
+    scores = {name: score for name, score in scores.items() if score is not None}
+    return max(scores, key=scores.get) if scores else None
+
+
 def format_table(results: dict) -> str:
     """A plain-text table: mean accuracy, sample std, macro-F1, the paired difference against the best
     paper baseline with its 95% interval, and the configuration chosen label-free."""
     lines = [f"{'method':>14}  {'accuracy':>9}  {'std':>5}  {'macro-F1':>8}  {'vs best baseline [95% CI]':>30}  "
-             f"{'params':>8}  chosen (label-free)"]
+             f"{'params':>8}  {'agreement':>9}  chosen (label-free)"]
     for name, m in results["methods"].items():
         chosen = results.get("selection", {}).get(name, {}).get("chosen_label", "-")
+        agreement = selection_agreement(results, name)
         lines.append(f"{name:>14}  {100 * m['accuracy_mean']:8.1f}%  {100 * m['accuracy_std']:5.1f}  "
                      f"{100 * m['macro_f1_mean']:7.1f}%  {_comparison_text(results, name):>30}  "
-                     f"{m['parameters']:8d}  {chosen}")
+                     f"{m['parameters']:8d}  {'-' if agreement is None else f'{100 * agreement:.1f}%':>9}  {chosen}")
+    if label_free_pick(results):
+        lines.append(f"label-free pick (highest inner-fold teacher agreement): {label_free_pick(results)}")
     for kind, levels in results.get("distortions", {}).items():
         names = sorted({n for level in levels.values() for n in level})
         lines.append(f"\n{kind:>14}  " + "  ".join(f"{n:>13}" for n in names))
@@ -426,15 +445,18 @@ def _key(levels: dict, value: float) -> str:
 def format_markdown(results: dict) -> str:
     """Markdown tables (clean accuracy with paired comparisons; accuracy under each distortion level)."""
     methods = results["methods"]
+    pick = label_free_pick(results)
     lines = ["| method | accuracy (mean ± sample std) | per seed | macro-F1 | vs best baseline, paired 95% CI "
-             "(points) | chosen label-free | parameters | tested on |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(points) | chosen label-free | inner-fold teacher agreement | parameters | tested on |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, m in methods.items():
         seeds = ", ".join(f"{100 * a:.1f}" for a in m["accuracies"])
         chosen = results.get("selection", {}).get(name, {}).get("chosen_label", "—")
+        agreement = selection_agreement(results, name)
+        agreement_text = "—" if agreement is None else f"{100 * agreement:.1f}" + (" (pick)" if name == pick else "")
         lines.append(f"| {name} | {100 * m['accuracy_mean']:.1f} ± {100 * m['accuracy_std']:.1f} | {seeds} | "
                      f"{100 * m['macro_f1_mean']:.1f} | {_comparison_text(results, name) or '—'} | {chosen} | "
-                     f"{m['parameters']:,} | {m.get('tested_on', '')} |")
+                     f"{agreement_text} | {m['parameters']:,} | {m.get('tested_on', '')} |")
     titles = {"shift_s": "test IMU shift (s)", "dilation": "test IMU dilation (x)",
               "misalignment_s": "training misalignment (s)"}
     for kind, levels in results.get("distortions", {}).items():

@@ -107,3 +107,26 @@ def test_paired_comparison_is_a_paired_bootstrap_of_window_correctness():
     assert low < 25.0 < high and result["excludes_zero"]
     same = paired_comparison(a, a, labels, resamples=500)
     assert same["difference_points"] == 0 and same["ci95_points"] == [0, 0] and not same["excludes_zero"]
+
+
+def test_label_free_pick_is_the_highest_inner_fold_agreement_of_the_tuned_methods():
+    """The method a user without IMU labels would choose is read from the selection records only: the
+    chosen configuration's teacher agreement, never the test accuracy; untuned references are skipped."""
+    from c3t_edge.evaluation import format_markdown, label_free_pick, selection_agreement
+
+    def record(chosen, scores):
+        return {"chosen_label": chosen, "candidates": [{"label": label, "teacher_agreement": score}
+                                                       for label, score in scores.items()]}
+
+    def method(accuracy):
+        return {"accuracy_mean": accuracy, "accuracy_std": 0.0, "accuracies": [accuracy], "macro_f1_mean": accuracy,
+                "parameters": 10}
+
+    results = {"methods": {"supervised": method(0.9), "st": method(0.8), "c3t": method(0.7)},
+               "selection": {"st": record("defaults", {"defaults": 0.55, "temperature=2.0": 0.60}),
+                             "c3t": record("tolerance=1", {"defaults": 0.50, "tolerance=1": 0.58})}}
+    assert selection_agreement(results, "st") == 0.55                   # the chosen one, not the best candidate
+    assert selection_agreement(results, "supervised") is None
+    assert label_free_pick(results) == "c3t"                            # though st is better on the test
+    assert "58.0 (pick)" in format_markdown(results)
+    assert label_free_pick({"methods": {"supervised": method(0.9)}, "selection": {}}) is None
