@@ -14,8 +14,8 @@ from c3t_edge.commands.train import add_common_training_arguments, base_config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_training_arguments(parser)
     parser.add_argument("--methods",
-                        default="supervised,camera,st,ca,c3t,distill-align,distill-align-warp,ensemble-distill,"
-                                "ensemble-distill-align-warp",
+                        default="supervised,camera,st,ca,c3t,c3t-paired-head,distill-align,distill-align-warp,"
+                                "ensemble-distill,ensemble-distill-align-warp",
                         metavar="LIST",
                         help="comma-separated method names (default: every built-in method)")
     parser.add_argument("--seeds", type=int, default=5, metavar="N", help="test seeds 0..N-1 (default 5)")

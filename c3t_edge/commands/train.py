@@ -66,7 +66,7 @@ def method_name(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, metavar="NAME", type=method_name,
-                        help="supervised, camera, st, ca, c3t, distill-align, distill-align-warp, "
+                        help="supervised, camera, st, ca, c3t, c3t-paired-head, distill-align, distill-align-warp, "
                              "ensemble-distill, ensemble-distill-align-warp (or a registered method)")
     add_common_training_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
