@@ -363,8 +363,9 @@ def format_table(results: dict) -> str:
         lines.append(f"{name:>14}  {100 * m['accuracy_mean']:8.1f}%  {100 * m['accuracy_std']:5.1f}  "
                      f"{100 * m['macro_f1_mean']:7.1f}%  {_comparison_text(results, name):>30}  "
                      f"{m['parameters']:8d}  {'-' if agreement is None else f'{100 * agreement:.1f}%':>9}  {chosen}")
-    if label_free_pick(results):
-        lines.append(f"label-free pick (highest inner-fold teacher agreement): {label_free_pick(results)}")
+    pick = label_free_pick(results)
+    if pick:
+        lines.append(f"label-free pick (highest inner-fold teacher agreement): {pick}")
     for kind, levels in results.get("distortions", {}).items():
         names = sorted({n for level in levels.values() for n in level})
         lines.append(f"\n{kind:>14}  " + "  ".join(f"{n:>13}" for n in names))

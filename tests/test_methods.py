@@ -260,6 +260,7 @@ def test_c3t_paired_head_distils_the_teacher_on_paired_clips_and_keeps_c3t_shape
     assert np.mean(paired[-3:]) < 0.7 * np.mean(paired[:3]), paired
     plain = fit_with("c3t")  # reuses the camera model fitted above; its history must not carry their rows
     assert not any("paired" in row for row in plain.history_)
+
     def shapes(method):
         return {(module, k): v.shape for module, state in method.state_dict().items() for k, v in state.items()}
 

@@ -32,6 +32,10 @@ METHODS: dict[str, type[Method]] = {
 CAMERA_DEFAULTS: dict = {"camera_augment": 1.0, "camera_augment_skeleton": 0.0, "camera_motion": True,
                          "camera_stem_stride": 2, "head_normalize": True}
 
+_C3T_DEFAULTS: dict = {"steps": 600, "temperature": 0.2, "head": "attention",
+                       "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all",
+                                 "positive_window": 1.0, "head_noise": 1.0}}
+
 #: Per-method defaults, chosen on the development protocol (see the README's results section). Every
 #: method trains ``steps`` optimiser steps per stage; ``camera``, ``st``, ``ca`` and ``c3t`` train the
 #: same camera model (one per seed, reused within a process), then their own IMU side.
@@ -40,12 +44,8 @@ DEFAULTS: dict[str, dict] = {
     "camera": {"steps": 600, "extra": dict(CAMERA_DEFAULTS)},
     "st": {"steps": 600, "temperature": 1.0, "extra": dict(CAMERA_DEFAULTS)},
     "ca": {"steps": 600, "temperature": 0.5, "extra": {**CAMERA_DEFAULTS, "schedule": "staged"}},
-    "c3t": {"steps": 600, "temperature": 0.2, "head": "attention",
-            "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all", "positive_window": 1.0,
-                      "head_noise": 1.0}},
-    "c3t-paired-head": {"steps": 600, "temperature": 0.2, "head": "attention",
-                        "extra": {**CAMERA_DEFAULTS, "schedule": "staged", "negatives": "all",
-                                  "positive_window": 1.0, "head_noise": 1.0, "head_paired_weight": 1.0}},
+    "c3t": _C3T_DEFAULTS,
+    "c3t-paired-head": {**_C3T_DEFAULTS, "extra": {**_C3T_DEFAULTS["extra"], "head_paired_weight": 1.0}},
     "distill-align": {"steps": 600, "temperature": 1.0,
                       "extra": {**CAMERA_DEFAULTS, "align_weight": 1.0, "align_temperature": 0.2,
                                 "head_from_teacher": True}},

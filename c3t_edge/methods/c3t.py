@@ -100,7 +100,7 @@ class CrossModalTransferThroughTime(ContrastiveAlignment):
 class C3TPairedHead(CrossModalTransferThroughTime):
     """``c3t`` whose temporal head also learns from the unlabelled paired set. Beyond the paper.
 
-    The paper's head sees only the labelled camera clips (162 on the development split) and then
+    The paper's head sees only the labelled camera clips (126-162 on the development split) and then
     classifies IMU latents it never saw. Here each head step also takes a batch of paired camera
     clips and distils the camera teacher's prediction of them (the pooled head that ``st``'s
     teacher uses, temperature 1) into the temporal head, ``head_paired_weight`` x that loss (1.0).
@@ -109,4 +109,3 @@ class C3TPairedHead(CrossModalTransferThroughTime):
     """
 
     name = "c3t-paired-head"
-
