@@ -47,7 +47,8 @@ VARIANTS = [(name, {}) for name in sorted(METHODS)] + [
     ("ca", {"schedule": "staged"}), ("c3t", {"schedule": "staged"}), ("c3t", {"negatives": "step"}),
     ("c3t", {"positive_window": 1.0, "head_position": False}), ("c3t", {"tolerance": 1}),
     ("c3t", {"head_noise": 1.0}),
-    ("st", {"camera_augment": 1.0}),
+    ("st", {"camera_augment": 1.0}), ("st", {"imu_augment": 1.0}), ("ensemble-distill-align-warp", {"imu_augment": 1.0}),
+    ("camera", {"camera_pseudo_weight": 1.0, "camera_pseudo_threshold": 0.0}),
 ]
 
 
@@ -265,3 +266,48 @@ def test_c3t_paired_head_distils_the_teacher_on_paired_clips_and_keeps_c3t_shape
         return {(module, k): v.shape for module, state in method.state_dict().items() for k, v in state.items()}
 
     assert shapes(plain) == shapes(paired_head)
+
+
+def test_imu_augmentation_turns_both_triads_alike_and_scales_them() -> None:
+    """``augment_imu``: one rotation per window shared by the accelerometer and the gyroscope (so
+    each sample's norm changes only by the window's gain, and the angle between the two vectors is
+    kept), the same draws for an accelerometer-only window, and nothing drawn or changed at 0."""
+    from c3t_edge.methods.augment import augment_imu
+
+    rng = np.random.default_rng(0)
+    windows = rng.normal(size=(16, 20, 6)).astype(np.float32)
+    channels = ("ax", "ay", "az", "gx", "gy", "gz")
+    out = augment_imu(windows, channels, 1.0, np.random.default_rng(1))
+    assert not np.allclose(out, windows)
+    gain_acc = np.linalg.norm(out[..., :3], axis=-1) / np.linalg.norm(windows[..., :3], axis=-1)
+    gain_gyro = np.linalg.norm(out[..., 3:], axis=-1) / np.linalg.norm(windows[..., 3:], axis=-1)
+    np.testing.assert_allclose(gain_acc, gain_acc[:, :1].repeat(20, 1), rtol=1e-4)   # one gain per window
+    np.testing.assert_allclose(gain_gyro, gain_acc, rtol=1e-4)
+    assert 0.9 - 1e-4 <= gain_acc.min() and gain_acc.max() <= 1.1 + 1e-4
+
+    def cosine(x):
+        return (x[..., :3] * x[..., 3:]).sum(-1) / np.linalg.norm(x[..., :3], axis=-1) / np.linalg.norm(x[..., 3:], axis=-1)
+
+    np.testing.assert_allclose(cosine(out), cosine(windows), atol=1e-4)              # the same rotation
+    acc_only = augment_imu(windows[..., :3], channels[:3], 1.0, np.random.default_rng(1))
+    np.testing.assert_allclose(acc_only, out[..., :3], rtol=1e-5, atol=1e-6)
+    untouched = np.random.default_rng(2)
+    assert augment_imu(windows, channels, 0.0, untouched) is windows
+    assert untouched.integers(1 << 30) == np.random.default_rng(2).integers(1 << 30)  # nothing drawn
+
+
+def test_camera_self_training_uses_the_paired_clips_from_half_way() -> None:
+    """``camera_pseudo_weight`` > 0: from half of its steps on, the camera model also learns its own
+    confident predictions of the unlabelled paired clips (logged as the share kept); 0 leaves the
+    camera model exactly as before."""
+    arrays = tiny_arrays("skeleton")
+    plain, _ = fit("camera", arrays, "skeleton", {"camera_steps": 40})
+    assert not any("pseudo_kept" in row for row in plain.history_)
+    again, _ = fit("camera", arrays, "skeleton", {"camera_steps": 40, "camera_pseudo_weight": 0.0})
+    for module, state in plain.state_dict().items():
+        for key, tensor in state.items():
+            torch.testing.assert_close(again.state_dict()[module][key], tensor, rtol=0, atol=0)
+    pseudo, _ = fit("camera", arrays, "skeleton", {"camera_steps": 40, "camera_pseudo_weight": 1.0,
+                                                   "camera_pseudo_threshold": 0.0})
+    kept = [(row["step"], row["pseudo_kept"]) for row in pseudo.history_ if "pseudo_kept" in row]
+    assert kept and min(step for step, _ in kept) >= 20 and all(share == 1.0 for _, share in kept)

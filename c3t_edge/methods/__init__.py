@@ -89,7 +89,9 @@ METHOD_OPTIONS = frozenset({
     # camera model (camera.py, base.camera_encoder_options)
     "camera_augment", "camera_augment_depth", "camera_augment_skeleton", "camera_augment_rgb",
     "camera_steps", "camera_width", "camera_dropout", "camera_motion", "camera_frame_dropout",
-    "camera_hidden", "camera_stem_stride", "head_normalize",
+    "camera_hidden", "camera_stem_stride", "head_normalize", "camera_pseudo_weight", "camera_pseudo_threshold",
+    # the students of st, distill-align(-warp), ensemble-distill(-align-warp) (augment.augment_imu)
+    "imu_augment",
     # st
     "student_steps", "student_head",
     # ca (and c3t)

@@ -1,4 +1,4 @@
-"""Training-time augmentation of camera clips (the teacher side; IMU windows are only jittered).
+"""Training-time augmentation: camera clips (the teacher side) and, optionally, the students' IMU windows.
 
 The labelled camera set is small (UTD-MHAD development protocol: 162 clips for 27 classes), so a
 camera model memorises it within a few hundred steps unless each clip is varied. The same random
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from c3t_edge import distributed
 
 
 def augment_camera(clips: torch.Tensor, modality: str, strength: float) -> torch.Tensor:
@@ -58,3 +61,37 @@ def augment_camera(clips: torch.Tensor, modality: str, strength: float) -> torch
         warped = warped * (1 + uniform(0.1))[:, None, None, None]
     warped = warped.reshape(video.shape)
     return warped.squeeze(2) if squeeze else warped
+
+
+#: The IMU triads a rotation turns together (the names of ``TrialArrays.channels``).
+IMU_TRIADS = (("ax", "ay", "az"), ("gx", "gy", "gz"))
+
+
+def augment_imu(windows: np.ndarray, channels: tuple[str, ...], strength: float, rng: np.random.Generator
+                ) -> np.ndarray:
+    """Randomly turned and scaled copy of raw IMU ``windows`` (n, W, C) with columns ``channels``
+    (g and deg/s, before standardisation); ``strength`` 0 returns them unchanged and draws nothing.
+
+    Per window: one rotation about a random axis by up to 15 ``strength`` degrees, applied to the
+    accelerometer and the gyroscope triads alike (the sensor sits a little differently on every wrist),
+    and one amplitude gain in 1 +- 0.1 ``strength`` (people move more or less vigorously). Under
+    torchrun the draws are made for the global batch, as the window offsets are.
+    """
+    if strength <= 0:
+        return windows
+    n = len(windows)
+    axis = distributed.global_draw(lambda size: rng.normal(size=(size, 3)), n)
+    angle = distributed.global_draw(lambda size: rng.uniform(-1, 1, size), n) * math.radians(15) * strength
+    gain = 1 + distributed.global_draw(lambda size: rng.uniform(-1, 1, size), n) * 0.1 * strength
+    axis = axis / np.maximum(np.linalg.norm(axis, axis=1, keepdims=True), 1e-9)
+    # Rodrigues: R = I + sin(a) K + (1 - cos(a)) K^2, K the cross-product matrix of the axis
+    k = np.zeros((n, 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(0, 2, 1)
+    rotation = np.eye(3) + np.sin(angle)[:, None, None] * k + (1 - np.cos(angle))[:, None, None] * (k @ k)
+    out = np.array(windows, dtype=np.float32, copy=True)
+    for triad in IMU_TRIADS:
+        if all(name in channels for name in triad):
+            columns = [channels.index(name) for name in triad]
+            out[:, :, columns] = np.einsum("nij,nwj->nwi", rotation, out[:, :, columns])
+    return (out * gain[:, None, None]).astype(np.float32)

@@ -18,7 +18,8 @@ from c3t_edge.methods.frozen import FrozenCameraOutputs
 #: Fitted camera models of this process, so that ``evaluate`` trains the teacher of a seed once for
 #: ``camera`` and ``st`` (and ``st``'s misalignment retrains): key -> (the arrays, state dicts, history).
 _FITTED: dict[tuple, tuple[weakref.ref, dict, list[dict]]] = {}
-_FITTED_MAX = 8
+#: Oldest out first: 16 holds an evaluation's 3 folds x 3 selection seeds + 5 test seeds (about 1 MB each).
+_FITTED_MAX = 16
 
 
 def camera_augment_strength(config) -> float:
@@ -44,6 +45,12 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
     (camera clips augmented with ``config.extra["camera_augment"]``, see :func:`augment_camera`) for
     ``config.extra["camera_steps"]`` steps (default ``config.steps``).
 
+    With ``config.extra["camera_pseudo_weight"]`` > 0 (default 0: off) the second half of the steps
+    also self-trains on the unlabelled paired clips: a batch of them is predicted unaugmented, and
+    each prediction at least ``camera_pseudo_threshold`` (0.8) confident becomes the cross-entropy
+    label of an augmented view of the same clip (strength max(``camera_augment``, 1)), weighted by
+    ``camera_pseudo_weight``. Their labels stay hidden (-1); no IMU is read.
+
     The camera model is re-initialised and trained from its own seed, so it is a function of the
     configuration alone, and a fit with the same key in this process is reused; ``rng`` is not used
     (callers seed their next stage themselves).
@@ -68,14 +75,32 @@ def train_camera_classifier(method: Method, data: MethodData, rng: np.random.Gen
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
 
-    def step(_):
+    steps = int(cfg.extra.get("camera_steps", cfg.steps))
+    pseudo_weight = float(cfg.extra.get("camera_pseudo_weight", 0.0))
+    pseudo_threshold = float(cfg.extra.get("camera_pseudo_threshold", 0.8))
+    pseudo_from = steps // 2
+
+    def model(clips):
+        return method.camera_head(method.camera_encoder(clips))
+
+    def step(i):
         _imu, cam, labels = data.batch(sample_indices(data.labelled, cfg.batch_size, rng), rng,
                                        jitter_s=cfg.jitter_s)
         cam = augment_camera(cam, cfg.camera, camera_augment_strength(cfg))
-        loss = F.cross_entropy(method.camera_head(method.camera_encoder(cam)), labels, label_smoothing=0.1)
-        return loss, {}
+        loss = F.cross_entropy(model(cam), labels, label_smoothing=0.1)
+        if pseudo_weight <= 0 or i < pseudo_from:
+            return loss, {}
+        # Self-training on the unlabelled paired clips (their labels are hidden: -1): the model's own
+        # confident prediction of a clip, unaugmented, is the label of an augmented view of it.
+        _imu, paired, _hidden = data.batch(sample_indices(data.paired, cfg.batch_size, rng), rng,
+                                           jitter_s=cfg.jitter_s)
+        with torch.no_grad():
+            confidence, pseudo = torch.softmax(model(paired), dim=-1).max(dim=-1)
+        keep = (confidence >= pseudo_threshold).float()
+        strong = augment_camera(paired, cfg.camera, max(camera_augment_strength(cfg), 1.0))
+        pseudo_loss = (F.cross_entropy(model(strong), pseudo, reduction="none") * keep).mean()
+        return loss + pseudo_weight * pseudo_loss, {"pseudo_kept": round(keep.mean().item(), 3)}
 
-    steps = int(cfg.extra.get("camera_steps", cfg.steps))
     history = optimise([method.camera_encoder, method.camera_head], steps, cfg, step, desc=desc,
                        progress=progress)
     if len(_FITTED) >= _FITTED_MAX:

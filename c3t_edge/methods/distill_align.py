@@ -34,7 +34,8 @@ class DistillAlign(Method):
     ``extra``: ``align_weight`` (1.0), ``align_temperature`` (0.2), ``negatives`` (``"all"``),
     ``head_from_teacher`` (True: the student's head starts as a copy of the teacher's head, which
     already reads the camera latent space the alignment pulls the IMU into), ``student_steps``
-    (default ``steps``).
+    (default ``steps``), ``imu_augment`` (0: the student's IMU windows turned and scaled,
+    :func:`~c3t_edge.methods.augment.augment_imu`; the teacher's outputs are those of the unturned clip).
     """
 
     name = "distill-align"
@@ -64,10 +65,11 @@ class DistillAlign(Method):
         weight = float(extra.get("align_weight", 1.0))
         align_temperature = float(extra.get("align_temperature", 0.2))
         negatives = extra.get("negatives", "all")
+        imu_augment = float(extra.get("imu_augment", 0.0))
 
         def step(_):
             index = sample_indices(data.paired, cfg.batch_size, rng)
-            imu, camera_latents = camera.batch(data, index, rng)
+            imu, camera_latents = camera.batch(data, index, rng, imu_augment=imu_augment)
             with torch.no_grad():
                 teacher_logits = self._teacher_logits(imu, self.camera_head(camera_latents))
             imu_latents = self.imu_encoder(imu)

@@ -118,7 +118,8 @@ class EnsembleDistill(_Members, Method):
     of the members' class probabilities at that temperature on the same (jittered) window.
 
     ``extra``: ``members`` (``"st,c3t"``; comma-separated names from :data:`MEMBER_METHODS`),
-    ``student_head`` (default ``config.head``), ``student_steps`` (default ``steps``).
+    ``student_head`` (default ``config.head``), ``student_steps`` (default ``steps``), ``imu_augment``
+    (0: the student's IMU windows, which the members also read, turned and scaled as ``st``'s).
     """
 
     name = "ensemble-distill"
@@ -144,9 +145,11 @@ class EnsembleDistill(_Members, Method):
         camera = frozen_camera_latents(self, data, data.paired, jitter_s=cfg.jitter_s,
                                        misalign_s=cfg.misalign_s).map(self.camera_head)
         temperature = cfg.temperature
+        imu_augment = float(cfg.extra.get("imu_augment", 0.0))
 
         def step(_):
-            imu, camera_logits = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
+            imu, camera_logits = camera.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng,
+                                              imu_augment=imu_augment)
             target = averaged_prediction(members, imu, camera_logits if "camera" in names else None, temperature)
             student = self.imu_head(self.imu_encoder(imu))
             return distillation_loss(student, target, temperature), {}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from c3t_edge.methods.augment import augment_imu
 from c3t_edge.methods.base import MethodData, draw_offsets
 
 #: The largest table built (bytes); beyond it the outputs are computed batch by batch.
@@ -64,14 +65,16 @@ class FrozenCameraOutputs:
             mapped.table = torch.stack([function(self.table[:, k]) for k in range(self.table.shape[1])], dim=1)
         return mapped
 
-    def batch(self, data: MethodData, index: np.ndarray, rng: np.random.Generator, *, with_imu: bool = True
-              ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Standardised IMU windows (n, W, 6) of trials ``index`` (None without ``with_imu``) and the
-        camera model's outputs for the same windows."""
+    def batch(self, data: MethodData, index: np.ndarray, rng: np.random.Generator, *, with_imu: bool = True,
+              imu_augment: float = 0.0) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Standardised IMU windows (n, W, 6) of trials ``index`` (None without ``with_imu``; turned and
+        scaled by :func:`~c3t_edge.methods.augment.augment_imu` at ``imu_augment`` > 0) and the camera
+        model's outputs for the same windows."""
         shift, offset = draw_offsets(rng, len(index), self.jitter, self.misalign)
         imu = None
         if with_imu:
             windows, _ = data.arrays.windows(index, shift_samples=shift, with_camera=False)
+            windows = augment_imu(windows, data.arrays.channels, imu_augment, rng)
             imu = torch.from_numpy(data.standardizer(windows)).to(self.device)
         if self.table is None:
             return imu, self._run(data, index, shift, offset)

@@ -17,7 +17,8 @@ class StudentTeacher(Method):
     the frozen teacher seeing the camera clip of the same (jittered, possibly misaligned) window
     (tabulated once, :func:`frozen_camera_latents`).
 
-    ``extra``: ``student_steps`` (default ``steps``), ``student_head`` (default ``config.head``).
+    ``extra``: ``student_steps`` (default ``steps``), ``student_head`` (default ``config.head``),
+    ``imu_augment`` (0: the student's IMU windows turned and scaled, :func:`~c3t_edge.methods.augment.augment_imu`).
     """
 
     name = "st"
@@ -44,8 +45,11 @@ class StudentTeacher(Method):
         latents = frozen_camera_latents(self, data, data.paired, jitter_s=cfg.jitter_s, misalign_s=cfg.misalign_s)
         teacher = latents.map(self.camera_head)
 
+        imu_augment = float(cfg.extra.get("imu_augment", 0.0))
+
         def step(_):
-            imu, teacher_logits = teacher.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng)
+            imu, teacher_logits = teacher.batch(data, sample_indices(data.paired, cfg.batch_size, rng), rng,
+                                                imu_augment=imu_augment)
             student = self.imu_head(self.imu_encoder(imu))
             return distillation_loss(student, teacher_logits, cfg.temperature), {}
 

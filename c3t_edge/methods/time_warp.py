@@ -17,6 +17,7 @@ import torch
 
 from c3t_edge import distributed
 from c3t_edge.methods.alignment import distillation_loss
+from c3t_edge.methods.augment import augment_imu
 from c3t_edge.methods.base import MethodData
 from c3t_edge.methods.distill_align import DistillAlign
 
@@ -40,6 +41,7 @@ class DistillAlignWarp(DistillAlign):
         shift = distributed.global_draw(lambda n: rng.integers(-reach, reach + 1, size=n), len(index))
         factor = float(rng.uniform(1 - spread, 1 + spread))
         windows, _ = data.arrays.windows(index, shift_samples=shift, dilation=factor, with_camera=False)
+        windows = augment_imu(windows, data.arrays.channels, float(extra.get("imu_augment", 0.0)), rng)
         warped = torch.from_numpy(data.standardizer(windows)).to(teacher_logits.device)
         loss = distillation_loss(self.imu_head(self.imu_encoder(warped)), teacher_logits, self.config.temperature)
         return float(extra.get("warp_weight", 1.0)) * loss, {"warp": round(loss.item(), 4)}
