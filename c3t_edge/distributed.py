@@ -339,9 +339,10 @@ def spread(tasks: Sequence[Callable[[], object]]) -> list:
     if not _CONTEXT.distributed:
         return [task() for task in tasks]
     mine = {}
+    rank, world = _CONTEXT.rank, _CONTEXT.world_size  # read before independent() makes this a world of one
     with independent():
         for i, task in enumerate(tasks):
-            if i % _CONTEXT.world_size == _CONTEXT.rank:
+            if i % world == rank:
                 mine[i] = task()
     merged: dict = {}
     for part in all_gather_objects(mine):

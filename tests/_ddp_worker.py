@@ -11,6 +11,9 @@ from a fixed pool (per-process batch B); rank 0 writes the weights and the logge
 ``python tests/_ddp_worker.py collectives OUT.json B``: real ``optimise`` runs of 2 and of 6 steps of an IMU
 encoder + head, under the torch profiler; rank 0 writes how many gloo all-reduces and broadcasts each made,
 its logged rows and the encoder's BatchNorm layers.
+
+``python tests/_ddp_worker.py spread OUT.json N``: ``distributed.spread`` of N tasks; each process logs the
+tasks it ran (OUT.json.RANK) and rank 0 writes which rank ran each task.
 """
 
 from __future__ import annotations
@@ -98,11 +101,29 @@ def collectives(out: str, batch: int) -> None:
         json.dump(counts, open(out, "w"))
 
 
+def spread_tasks(out: str, n_tasks: int) -> None:
+    """``distributed.spread`` of ``n_tasks`` tasks, each returning the rank (of the process group) that
+    ran it; every rank appends one line per task it ran to ``out``.RANK, and rank 0 writes the results."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+
+    def task(i):
+        with open(f"{out}.{rank}", "a") as log:
+            log.write(f"{i}\n")
+        return rank
+
+    results = distributed.spread([lambda i=i: task(i) for i in range(n_tasks)])
+    if distributed.current().is_main:
+        json.dump(results, open(out, "w"))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, path, per_process = sys.argv[1], sys.argv[2], int(sys.argv[3])
     distributed.init("cpu")
     try:
-        {"negatives": negatives, "steps": steps, "collectives": collectives}[mode](path, per_process)
+        {"negatives": negatives, "steps": steps, "collectives": collectives,
+         "spread": spread_tasks}[mode](path, per_process)
     finally:
         distributed.shutdown()

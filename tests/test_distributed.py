@@ -86,6 +86,17 @@ def test_a_ddp_step_makes_two_all_reduces_per_batchnorm_layer_and_one_for_the_gr
     assert long["broadcast"] == short["broadcast"]
 
 
+def test_spread_runs_each_task_on_exactly_one_process(tmp_path):
+    """``spread`` (evaluate's independent fits over torchrun processes): task i runs on rank i mod 2 only,
+    and every rank gets every result. (It once read the rank inside its own one-process block, so every
+    rank ran every task: the same results, twice the work.)"""
+    out = tmp_path / "spread.json"
+    torchrun([str(WORKER), "spread", str(out), "5"], _env())
+    assert json.loads(out.read_text()) == [0, 1, 0, 1, 0]
+    ran = {rank: (tmp_path / f"spread.json.{rank}").read_text().split() for rank in (0, 1)}
+    assert ran == {0: ["0", "2", "4"], 1: ["1", "3"]}
+
+
 def _train(method: str, out: Path, batch: int, cache: Path, data: Path, *, processes: int = 1,
            extra: tuple[str, ...] = (), env: dict | None = None) -> subprocess.CompletedProcess:
     args = ["train", "--method", method, "--camera", "skeleton", "--steps", "20", "--set", f"batch_size={batch}",
