@@ -66,14 +66,17 @@ DEFAULTS: dict[str, dict] = {
 #: leave-one-subject-out folds inside the training subjects, scored by agreement with the camera
 #: teacher (:mod:`c3t_edge.selection`); ``supervised`` and ``camera`` are references and are not tuned.
 SEARCH_SPACES: dict[str, list[tuple[str, ...]]] = {
-    "st": [(), ("temperature=2.0",), ("temperature=4.0",), ("student_head=attention",)],
+    "st": [(), ("imu_augment=1.0",), ("temperature=2.0", "imu_augment=1.0"),
+           ("student_head=attention", "imu_augment=1.0")],
     "ca": [(), ("temperature=0.2",), ("temperature=0.1",), ("temperature=1.0",)],
     "c3t": [(), ("temperature=0.1",), ("head_noise=0.0",), ("tolerance=1",)],
     "c3t-paired-head": [(), ("temperature=0.1",), ("head_noise=0.0",), ("head_paired_weight=0.3",)],
     "distill-align": [(), ("align_weight=0.5",), ("align_weight=2.0",), ("head_from_teacher=false",)],
     "distill-align-warp": [(), ("align_weight=0.5",), ("head_from_teacher=false",), ("warp_shift_s=0.5",)],
     "ensemble-distill": [(), ("members=st,c3t,camera",), ("temperature=2.0",), ("student_head=attention",)],
-    "ensemble-distill-align-warp": [(), ("temperature=2.0",), ("head_from_teacher=false",), ("align_weight=0.5",)],
+    "ensemble-distill-align-warp": [(), ("temperature=2.0", "imu_augment=1.0"),
+                                    ("head_from_teacher=false", "imu_augment=1.0"),
+                                    ("align_weight=0.5", "imu_augment=1.0")],
 }
 
 
