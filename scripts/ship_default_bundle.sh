@@ -4,7 +4,7 @@
 # the settings KEY=VALUE that the label-free selection chose for it (each becomes `--set KEY=VALUE`).
 #
 #   bash scripts/ship_default_bundle.sh [METHOD [KEY=VALUE ...]]   # 10-20 minutes on a 2-core machine
-#   bash scripts/ship_default_bundle.sh ensemble-distill-align-warp head_from_teacher=false    # what ships today
+#   bash scripts/ship_default_bundle.sh ensemble-distill-align-warp temperature=2.0 imu_augment=1.0    # what ships today
 #
 # 1. the recipe on the development split (subjects 1,3,5) -> bundles/dev-METHOD-wrist-depth, whose
 #    figures on unseen subjects 2,4,6 become the shipped bundle's `development_estimate`;
